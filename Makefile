@@ -1,0 +1,36 @@
+# zhengna developer entry points. `make dev` runs the platform; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NEXTEST := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo yes)
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## Install and start what is missing (PostgreSQL, tansu, Node packages)
+	deploy/local/setup.sh
+
+dev: setup ## Run the whole platform locally with a seeded KB and demo logins (Ctrl-C stops it)
+	cargo build --workspace --bins
+	cargo run -q -p xtask -- dev
+
+test: setup ## Run all tests (unit, service, integration, grpc-web) against real PostgreSQL and a real broker
+	cargo build --workspace --all-targets
+ifeq ($(NEXTEST),yes)
+	cargo nextest run --workspace --profile $(if $(CI),ci,default)
+else
+	cargo test --workspace
+endif
+
+lint: ## rustfmt, clippy and buf lint
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	tools/node_modules/.bin/buf lint
+
+codegen: ## Regenerate crates/proto/src/gen from proto/
+	cargo run -q -p xtask -- codegen
+
+bench: ## Run benchmarks and print their figures
+	@echo "No benchmarks yet: they arrive with the services they measure (see docs/benchmarks.md)."
+
+.PHONY: help setup dev test lint codegen bench

@@ -1,0 +1,88 @@
+//! PostgreSQL pools and embedded migrations. Each service owns one database; in dev and test
+//! it is created when missing.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::StartupError;
+use crate::config::Secret;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DbConfig {
+    /// `postgres://user@host:port/database`; may carry a password, hence secret.
+    pub url: Secret,
+    pub max_connections: u32,
+    /// Create the database when it does not exist (dev and test; off in production).
+    pub create_if_missing: bool,
+}
+
+impl DbConfig {
+    pub fn local(database: &str) -> Self {
+        Self {
+            url: Secret::new(format!("postgres://postgres@127.0.0.1:5432/{database}")),
+            max_connections: 10,
+            create_if_missing: true,
+        }
+    }
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        Self { url: Secret::default(), max_connections: 10, create_if_missing: false }
+    }
+}
+
+/// Connects (creating the database if allowed and missing) and runs `migrator`.
+pub async fn connect(cfg: &DbConfig, migrator: &Migrator) -> Result<PgPool, StartupError> {
+    if cfg.url.is_empty() {
+        return Err(StartupError::Config("db.url is not set".into()));
+    }
+    let opts: PgConnectOptions = cfg
+        .url
+        .expose()
+        .parse()
+        .map_err(|e: sqlx::Error| StartupError::Config(format!("db.url: {e}")))?;
+    let opts = opts.log_statements(tracing::log::LevelFilter::Trace);
+    if cfg.create_if_missing {
+        create_database(&opts).await?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await?;
+    migrator.run(&pool).await?;
+    Ok(pool)
+}
+
+async fn create_database(opts: &PgConnectOptions) -> Result<(), StartupError> {
+    let Some(name) = opts.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StartupError::Config(format!("database name `{name}` must be [A-Za-z0-9_]")));
+    }
+    let mut conn = opts.clone().database("postgres").connect().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        // The name is checked above; identifiers cannot be bound as parameters.
+        let sql = format!("CREATE DATABASE \"{name}\"");
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it between the check and the create.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! The browser edge: grpc-web (HTTP/1.1 and HTTP/2) and plain gRPC on one port, CORS,
+//! JWT authentication, forwarding by gRPC service name, and the `web/` build.
+//!
+//! The gateway knows no RPC: it maps `/<package>.<Service>/<Method>` to the backend that
+//! owns `<package>` and leaves all authorisation beyond "is this a staff service" to the
+//! services, which verify the signed internal identity it attaches.
+
+pub mod auth;
+pub mod dev;
+mod proxy;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Query;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use zhengna_platform::StartupError;
+use zhengna_platform::identity::IdentityConfig;
+use zhengna_platform::main_support::ServiceConfig;
+use zhengna_platform::telemetry::TelemetryConfig;
+
+use crate::auth::{AuthConfig, Authenticator};
+use crate::dev::{DemoIdentity, Minter};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// grpc-web, gRPC and static files.
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub telemetry: TelemetryConfig,
+    pub identity: IdentityConfig,
+    pub auth: AuthConfig,
+    /// Proto package → backend URL.
+    pub backends: BTreeMap<String, String>,
+    /// Services taxpayer tokens may call.
+    pub taxpayer_services: Vec<String>,
+    /// Browser origins allowed by CORS (the e-tax bureau pages embedding the widget).
+    pub cors_allowed_origins: Vec<String>,
+    /// Directory of the built web front end.
+    pub web_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let backends = [
+            ("zhengna.answer.v1", "http://127.0.0.1:50061"),
+            ("zhengna.queue.v1", "http://127.0.0.1:50062"),
+            ("zhengna.session.v1", "http://127.0.0.1:50063"),
+            ("zhengna.appointment.v1", "http://127.0.0.1:50064"),
+            ("zhengna.messaging.v1", "http://127.0.0.1:50065"),
+        ];
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9460)),
+            telemetry: TelemetryConfig::default(),
+            identity: IdentityConfig::default(),
+            auth: AuthConfig::default(),
+            backends: backends.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            taxpayer_services: [
+                "zhengna.answer.v1.AnswerService",
+                "zhengna.answer.v1.SpeechService",
+                "zhengna.queue.v1.QueueService",
+                "zhengna.session.v1.ConversationService",
+                "zhengna.appointment.v1.AppointmentService",
+                "zhengna.messaging.v1.InboxService",
+                "zhengna.messaging.v1.LeaveMessageService",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            cors_allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
+            web_dir: PathBuf::from("web/static"),
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+pub struct App {
+    addr: SocketAddr,
+    server: JoinHandle<Result<(), std::io::Error>>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    user: String,
+    #[serde(default)]
+    ttl_secs: Option<i64>,
+}
+
+fn is_grpc(req: &http::Request<axum::body::Body>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+impl App {
+    pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let key = cfg.identity.key()?;
+        let mut issuers = cfg.auth.issuers.clone();
+        let minter = if cfg.auth.dev_issuer {
+            issuers.extend(dev::dev_issuers());
+            Some(Arc::new(Minter::generate("zhengna-dev").map_err(StartupError::Other)?))
+        } else {
+            None
+        };
+        if issuers.is_empty() {
+            return Err(StartupError::Config("auth.issuers is empty and auth.dev_issuer is off".into()));
+        }
+        let auth = Authenticator::new(issuers, cfg.auth.leeway_secs);
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| StartupError::Other(format!("http client: {e}")))?;
+        auth.load_all(&http).await?;
+        if let Some(m) = &minter {
+            let n = auth.issuers().len();
+            auth.set_jwks(n - 2, m.jwks());
+            auth.set_jwks(n - 1, m.jwks());
+        }
+        tokio::spawn(auth.clone().refresh_forever(http, Duration::from_secs(cfg.auth.refresh_secs.max(10)), shutdown.clone()));
+
+        let mut backends = HashMap::new();
+        for (package, url) in &cfg.backends {
+            let channel = zhengna_platform::grpc::channel(url, Duration::from_secs(3))
+                .map_err(|e| StartupError::Config(format!("backends.{package}: {e}")))?;
+            backends.insert(package.clone(), channel);
+        }
+        let forward = proxy::Forward::new(
+            auth,
+            key,
+            proxy::Routes { backends, taxpayer_services: cfg.taxpayer_services.iter().cloned().collect::<HashSet<_>>() },
+        );
+        let grpc = tower::ServiceBuilder::new().layer(tonic_web::GrpcWebLayer::new()).service(forward);
+        let index = cfg.web_dir.join("index.html");
+        let files = ServeDir::new(&cfg.web_dir).fallback(ServeFile::new(index));
+        let dispatch = tower::service_fn(move |req: http::Request<axum::body::Body>| {
+            let grpc = grpc.clone();
+            let files = files.clone();
+            async move {
+                if is_grpc(&req) {
+                    let res = match grpc.oneshot(req.map(tonic::body::Body::new)).await {
+                        Ok(res) => res.map(axum::body::Body::new),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "grpc-web translation failed");
+                            tonic::Status::internal("grpc-web translation failed").into_http::<axum::body::Body>()
+                        }
+                    };
+                    Ok::<_, Infallible>(res)
+                } else {
+                    match files.oneshot(req).await {
+                        Ok(res) => Ok(res.map(axum::body::Body::new)),
+                        Err(never) => match never {},
+                    }
+                }
+            }
+        });
+
+        let mut router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        if let Some(minter) = minter {
+            let m = minter.clone();
+            router = router
+                .route("/dev/identities", axum::routing::get(|| async { axum::Json(dev::DEMO_IDENTITIES) }))
+                .route(
+                    "/dev/token",
+                    axum::routing::get(move |Query(q): Query<TokenQuery>| {
+                        let m = m.clone();
+                        async move {
+                            let Some(who) = DemoIdentity::find(&q.user) else {
+                                return (http::StatusCode::NOT_FOUND, "unknown demo identity").into_response();
+                            };
+                            let ttl = q.ttl_secs.unwrap_or(8 * 3600).clamp(60, 24 * 3600);
+                            match m.mint(&who.claims(chrono::Utc::now().timestamp(), ttl)) {
+                                Ok(token) => axum::Json(serde_json::json!({ "token": token, "expires_in": ttl, "identity": who }))
+                                    .into_response(),
+                                Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+                            }
+                        }
+                    }),
+                )
+                .route("/dev/jwks.json", axum::routing::get(move || async move { minter.jwks_json() }));
+        }
+        let cors = cors_layer(&cfg.cors_allowed_origins)?;
+        let router = router.fallback_service(dispatch).layer(cors);
+
+        let listener = TcpListener::bind(cfg.listen).await?;
+        let addr = listener.local_addr()?;
+        let metrics_listener = TcpListener::bind(cfg.metrics_listen).await?;
+        let handle = zhengna_platform::server::metrics_handle();
+        let metrics_app = axum::Router::new().route("/metrics", axum::routing::get(move || std::future::ready(handle.render())));
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+        });
+        let s = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(async move { s.cancelled().await }).await
+        });
+        tracing::info!(%addr, "gateway serving grpc-web, gRPC and web");
+        Ok(Self { addr, server, shutdown })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.shutdown.cancelled().await;
+        match tokio::time::timeout(Duration::from_secs(10), self.server).await {
+            Ok(Ok(Ok(()))) | Err(_) => Ok(()),
+            Ok(Ok(Err(e))) => Err(e.into()),
+            Ok(Err(e)) => Err(StartupError::Other(e.to_string())),
+        }
+    }
+}
+
+fn cors_layer(origins: &[String]) -> Result<CorsLayer, StartupError> {
+    let origins = origins
+        .iter()
+        .map(|o| http::HeaderValue::from_str(o).map_err(|_| StartupError::Config(format!("cors origin `{o}`"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let header = |s: &'static str| http::HeaderName::from_static(s);
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("authorization"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("traceparent"),
+            header("connect-protocol-version"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(600)))
+}

@@ -1,0 +1,132 @@
+//! Generic forwarding: authenticate, apply the caller-kind policy, replace identity and
+//! trace headers, and pass the call to the backend that owns the service's package. No
+//! per-RPC code lives here.
+
+use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::transport::Channel;
+use tower::ServiceExt;
+use tracing::Instrument;
+use zhengna_platform::identity::{self, Caller, IdentityKey};
+use zhengna_platform::telemetry;
+
+use crate::auth::{AuthError, Authenticator};
+
+pub struct Routes {
+    /// `zhengna.session.v1` → channel to the session service.
+    pub backends: HashMap<String, Channel>,
+    /// Fully qualified services a taxpayer token may call; everything else is staff-only.
+    pub taxpayer_services: HashSet<String>,
+}
+
+#[derive(Clone)]
+pub struct Forward {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    auth: Authenticator,
+    key: IdentityKey,
+    routes: Routes,
+}
+
+impl Forward {
+    pub fn new(auth: Authenticator, key: IdentityKey, routes: Routes) -> Self {
+        Self { inner: Arc::new(Inner { auth, key, routes }) }
+    }
+}
+
+fn reject(status: tonic::Status) -> http::Response<Body> {
+    status.into_http()
+}
+
+fn bearer(headers: &http::HeaderMap) -> Result<&str, AuthError> {
+    let value = headers.get(http::header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or(AuthError::Malformed)?;
+    Ok(token.trim())
+}
+
+impl Inner {
+    async fn forward(&self, mut req: http::Request<Body>) -> http::Response<Body> {
+        // Whatever identity a client claims is never trusted.
+        identity::strip(req.headers_mut());
+        let path = req.uri().path().to_owned();
+        let Some((service, _method)) = path.trim_start_matches('/').split_once('/') else {
+            return reject(tonic::Status::unimplemented("unknown method"));
+        };
+        let service = service.to_owned();
+        let package = service.rsplit_once('.').map(|(p, _)| p).unwrap_or_default();
+        let Some(channel) = self.routes.backends.get(package).cloned() else {
+            return reject(tonic::Status::unimplemented(format!("unknown service {service}")));
+        };
+        let caller = match bearer(req.headers()).and_then(|t| self.auth.verify(t)) {
+            Ok(c) => c,
+            Err(e) => {
+                metrics::counter!("gateway_auth_rejected_total", "reason" => reason(&e)).increment(1);
+                return reject(tonic::Status::unauthenticated(e.to_string()));
+            }
+        };
+        if matches!(caller, Caller::Taxpayer(_)) && !self.routes.taxpayer_services.contains(&service) {
+            metrics::counter!("gateway_policy_rejected_total").increment(1);
+            return reject(tonic::Status::permission_denied(format!("{service} is for tax-bureau staff only")));
+        }
+        req.headers_mut().remove(http::header::AUTHORIZATION);
+        req.headers_mut().remove(http::header::COOKIE);
+
+        let span = tracing::info_span!(
+            "gateway.forward",
+            otel.name = %format!("gateway {path}"),
+            otel.kind = "server",
+            rpc.method = %path,
+            caller = %caller.subject(),
+        );
+        telemetry::set_parent_from_headers(&span, req.headers());
+        telemetry::inject_headers(&span, req.headers_mut());
+        let (id, sig) = self.key.sign(&caller, identity::now_unix());
+        if let (Ok(id), Ok(sig)) = (http::HeaderValue::from_str(&id), http::HeaderValue::from_str(&sig)) {
+            req.headers_mut().insert(identity::IDENTITY_HEADER, id);
+            req.headers_mut().insert(identity::SIGNATURE_HEADER, sig);
+        }
+        match channel.oneshot(req).instrument(span).await {
+            Ok(res) => res,
+            Err(e) => {
+                tracing::warn!(error = %e, %service, "backend unreachable");
+                reject(tonic::Status::unavailable("service temporarily unavailable"))
+            }
+        }
+    }
+}
+
+fn reason(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::Missing => "missing",
+        AuthError::Malformed => "malformed",
+        AuthError::Algorithm => "algorithm",
+        AuthError::UnknownKey => "unknown_key",
+        AuthError::Expired => "expired",
+        AuthError::Invalid(_) => "invalid",
+        AuthError::Claims(_) => "claims",
+    }
+}
+
+impl tower::Service<http::Request<Body>> for Forward {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.forward(req).await) })
+    }
+}

@@ -1,0 +1,222 @@
+//! The whole platform in one process for tests: every service and the gateway on port 0,
+//! each with a fresh database, a private tansu broker, a test JWT issuer and a random
+//! internal identity key. Production code paths only: the gateway checks tokens against a
+//! JWKS file exactly as it would against the IdP's.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use zhengna_gateway::auth::{AuthConfig, CallerKind, IssuerConfig, TokenClaims};
+use zhengna_gateway::dev::{DemoIdentity, Minter};
+use zhengna_platform::StartupError;
+use zhengna_platform::identity::IdentityKey;
+use zhengna_platform::server::ServerConfig;
+use zhengna_test_util::{Broker, fresh_db, identity};
+
+pub const TAXPAYER_ISSUER: &str = "https://idp.etax.test";
+pub const STAFF_ISSUER: &str = "https://idp.internal.test";
+
+pub struct Stack {
+    pub gateway: SocketAddr,
+    pub answer: SocketAddr,
+    pub queue: SocketAddr,
+    pub session: SocketAddr,
+    pub appointment: SocketAddr,
+    pub messaging: SocketAddr,
+    pub key: IdentityKey,
+    pub minter: Minter,
+    pub broker: Broker,
+    pub messaging_db: String,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<Result<(), StartupError>>>,
+    _jwks_dir: TempDir,
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn local() -> ServerConfig {
+    ServerConfig { shutdown_grace_secs: 2, ..ServerConfig::with_port(0, 0) }
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        let shutdown = CancellationToken::new();
+        let (id_cfg, key) = identity();
+        let broker = Broker::start();
+        let kafka = broker.kafka_config();
+        let mut tasks = Vec::new();
+
+        let answer = zhengna_answer::App::build(
+            zhengna_answer::Config {
+                server: local(),
+                db: fresh_db("answer"),
+                identity: id_cfg.clone(),
+                seed: zhengna_answer::SeedConfig { catalog_path: Some(zhengna_answer::bundled_catalog()) },
+                ..Default::default()
+            },
+            shutdown.clone(),
+        )
+        .await
+        .expect("answer starts");
+        let answer_addr = answer.addr();
+        tasks.push(tokio::spawn(answer.run_until_stopped()));
+
+        let queue = zhengna_queue::App::build(
+            zhengna_queue::Config { server: local(), db: fresh_db("queue"), identity: id_cfg.clone(), ..Default::default() },
+            shutdown.clone(),
+        )
+        .await
+        .expect("queue starts");
+        let queue_addr = queue.addr();
+        tasks.push(tokio::spawn(queue.run_until_stopped()));
+
+        let session = zhengna_session::App::build(
+            zhengna_session::Config {
+                server: local(),
+                db: fresh_db("session"),
+                identity: id_cfg.clone(),
+                answer: zhengna_session::UpstreamConfig { url: format!("http://{answer_addr}"), timeout_ms: 5000 },
+                ..Default::default()
+            },
+            shutdown.clone(),
+        )
+        .await
+        .expect("session starts");
+        let session_addr = session.addr();
+        tasks.push(tokio::spawn(session.run_until_stopped()));
+
+        let appointment = zhengna_appointment::App::build(
+            zhengna_appointment::Config {
+                server: local(),
+                db: fresh_db("appointment"),
+                kafka: kafka.clone(),
+                identity: id_cfg.clone(),
+                ..Default::default()
+            },
+            shutdown.clone(),
+        )
+        .await
+        .expect("appointment starts");
+        let appointment_addr = appointment.addr();
+        tasks.push(tokio::spawn(appointment.run_until_stopped()));
+
+        let messaging_db = fresh_db("messaging");
+        let messaging_url = messaging_db.url.expose().to_owned();
+        let messaging = zhengna_messaging::App::build(
+            zhengna_messaging::Config {
+                server: local(),
+                db: messaging_db,
+                kafka: kafka.clone(),
+                identity: id_cfg.clone(),
+                consumer_group: format!("zhengna-messaging-{}", uuid::Uuid::new_v4().simple()),
+                ..Default::default()
+            },
+            shutdown.clone(),
+        )
+        .await
+        .expect("messaging starts");
+        let messaging_addr = messaging.addr();
+        tasks.push(tokio::spawn(messaging.run_until_stopped()));
+
+        // The test IdP: one key, published as a JWKS file the gateway reads.
+        let minter = Minter::generate("test-key-1").expect("key");
+        let dir = std::env::temp_dir().join(format!("zhengna-jwks-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let jwks_path = dir.join("jwks.json");
+        std::fs::write(&jwks_path, minter.jwks_json()).expect("write jwks");
+        let issuer = |issuer: &str, kind| IssuerConfig {
+            issuer: issuer.into(),
+            audience: "zhengna".into(),
+            kind,
+            jwks_path: Some(jwks_path.clone()),
+            jwks_url: None,
+        };
+        let gw_cfg = zhengna_gateway::Config {
+            listen: ([127, 0, 0, 1], 0).into(),
+            metrics_listen: ([127, 0, 0, 1], 0).into(),
+            identity: id_cfg,
+            auth: AuthConfig {
+                issuers: vec![issuer(TAXPAYER_ISSUER, CallerKind::Taxpayer), issuer(STAFF_ISSUER, CallerKind::Agent)],
+                dev_issuer: false,
+                ..Default::default()
+            },
+            backends: [
+                ("zhengna.answer.v1", answer_addr),
+                ("zhengna.queue.v1", queue_addr),
+                ("zhengna.session.v1", session_addr),
+                ("zhengna.appointment.v1", appointment_addr),
+                ("zhengna.messaging.v1", messaging_addr),
+            ]
+            .into_iter()
+            .map(|(k, a)| (k.to_owned(), format!("http://{a}")))
+            .collect(),
+            ..Default::default()
+        };
+        let gateway = zhengna_gateway::App::build(gw_cfg, shutdown.clone()).await.expect("gateway starts");
+        let gateway_addr = gateway.addr();
+        tasks.push(tokio::spawn(gateway.run_until_stopped()));
+
+        Self {
+            gateway: gateway_addr,
+            answer: answer_addr,
+            queue: queue_addr,
+            session: session_addr,
+            appointment: appointment_addr,
+            messaging: messaging_addr,
+            key,
+            minter,
+            broker,
+            messaging_db: messaging_url,
+            shutdown,
+            tasks,
+            _jwks_dir: TempDir(dir),
+        }
+    }
+
+    /// Claims the test IdP would issue for a demo identity.
+    pub fn claims(&self, who: &str) -> TokenClaims {
+        let d = DemoIdentity::find(who).unwrap_or_else(|| panic!("no demo identity {who}"));
+        let mut c = d.claims(chrono::Utc::now().timestamp(), 3600);
+        c.iss = match d.kind {
+            CallerKind::Taxpayer => TAXPAYER_ISSUER,
+            CallerKind::Agent => STAFF_ISSUER,
+        }
+        .into();
+        c.aud = Some("zhengna".into());
+        c
+    }
+
+    /// A valid bearer token for a demo identity.
+    pub fn token(&self, who: &str) -> String {
+        self.minter.mint(&self.claims(who)).expect("mint")
+    }
+
+    /// A plain gRPC (HTTP/2) channel to the gateway.
+    pub async fn gateway_channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.gateway)).expect("url").connect().await.expect("connect gateway")
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// A request carrying `Authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
+    req
+}

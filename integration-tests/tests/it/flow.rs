@@ -1,0 +1,226 @@
+//! The first flow through the gateway (plain gRPC): a taxpayer asks a catalog question and
+//! reads both messages back on Subscribe, resuming with after_seq. Also: the trace of a send
+//! spans gateway → session → answer, and one taxpayer cannot reach another's conversation.
+
+use std::time::Duration;
+
+use tokio_stream::StreamExt;
+use zhengna_integration_tests::{Stack, authed};
+use zhengna_proto::answer::v1 as answer_pb;
+use zhengna_proto::session::v1 as pb;
+use zhengna_proto::session::v1::conversation_service_client::ConversationServiceClient;
+
+pub const CATALOG_QUESTION: &str = "企业如何登录山东省电子税务局？";
+
+pub fn text(t: &str) -> Option<pb::MessageContent> {
+    Some(pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: t.into() })) })
+}
+
+/// Reads messages (skipping heartbeats) until `n` arrived.
+pub async fn read_messages(stream: &mut tonic::Streaming<pb::SubscribeResponse>, n: usize) -> Vec<pb::Message> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(15), stream.next()).await.expect("message within 15s");
+        let item = next.expect("stream open").expect("stream item ok");
+        if let Some(pb::subscribe_response::Event::Message(m)) = item.event {
+            out.push(m);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_question_is_answered_and_resumable() {
+    let stack = Stack::start().await;
+    let token = stack.token("taxpayer-jinan");
+    let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
+    let conv = client
+        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &token))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    assert_eq!(conv.taxpayer_id, "91370102MA3DEMO01X");
+    let sent = client
+        .send_message(authed(
+            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "m-1".into(), content: text(CATALOG_QUESTION) },
+            &token,
+        ))
+        .await
+        .expect("send")
+        .into_inner()
+        .message
+        .expect("message");
+    assert_eq!(sent.seq, 1);
+
+    let mut stream = client
+        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 }, &token))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let msgs = read_messages(&mut stream, 2).await;
+    assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(msgs[0].sender, pb::SenderRole::Taxpayer as i32);
+    assert_eq!(msgs[1].sender, pb::SenderRole::Bot as i32);
+    let Some(pb::message_content::Body::BotReply(reply)) = msgs[1].content.clone().and_then(|c| c.body) else {
+        panic!("second message is not a bot reply: {:?}", msgs[1]);
+    };
+    let reply = reply.reply.expect("reply");
+    assert_eq!(reply.decision, answer_pb::Decision::Answer as i32);
+    assert_eq!(reply.answer.expect("answer").catalog_id, "DL-001");
+
+    // A retried send (same client id) neither duplicates the message nor the reply.
+    let again = client
+        .send_message(authed(
+            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "m-1".into(), content: text(CATALOG_QUESTION) },
+            &token,
+        ))
+        .await
+        .expect("resend")
+        .into_inner()
+        .message
+        .expect("message");
+    assert_eq!(again.seq, 1);
+
+    // Live delivery on the open stream: an unknown question gets a kind no-answer.
+    client
+        .send_message(authed(
+            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "m-2".into(), content: text("今天天气怎么样") },
+            &token,
+        ))
+        .await
+        .expect("send 2");
+    let live = read_messages(&mut stream, 2).await;
+    assert_eq!(live.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4], "no duplicate, no gap after the resend");
+    let Some(pb::message_content::Body::BotReply(no_answer)) = live[1].content.clone().and_then(|c| c.body) else {
+        panic!("expected bot reply");
+    };
+    let no_answer = no_answer.reply.expect("reply");
+    assert_eq!(no_answer.decision, answer_pb::Decision::NoAnswer as i32);
+    assert!(no_answer.offer_leave_message);
+    assert!(no_answer.text.contains("留言"), "{}", no_answer.text);
+
+    // Resume after seq 1: only what follows.
+    let mut resumed = client
+        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 1 }, &token))
+        .await
+        .expect("resubscribe")
+        .into_inner();
+    let msgs = read_messages(&mut resumed, 3).await;
+    assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3, 4]);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_taxpayer_cannot_reach_the_conversation() {
+    let stack = Stack::start().await;
+    let owner = stack.token("taxpayer-jinan");
+    let other = stack.token("taxpayer-qingdao");
+    let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
+    let conv = client
+        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &owner))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    let send = client
+        .send_message(authed(
+            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "x".into(), content: text("你好") },
+            &other,
+        ))
+        .await
+        .expect_err("other taxpayer cannot send");
+    assert_eq!(send.code(), tonic::Code::NotFound);
+    let sub = client
+        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 }, &other))
+        .await
+        .expect_err("other taxpayer cannot subscribe");
+    assert_eq!(sub.code(), tonic::Code::NotFound);
+    // Staff tokens are not taxpayers: the session service refuses them too.
+    let agent = stack.token("agent-jinan");
+    let mut direct = ConversationServiceClient::new(
+        tonic::transport::Channel::from_shared(format!("http://{}", stack.session)).expect("url").connect().await.expect("connect"),
+    );
+    let mut req = tonic::Request::new(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 });
+    let agent_caller = zhengna_platform::Caller::Agent(zhengna_platform::Agent {
+        agent_id: "A1001".into(),
+        name: "王税官".into(),
+        office_code: "13701020000".into(),
+        groups: vec![],
+        role: zhengna_platform::AgentRole::Agent,
+    });
+    stack.key.attach(&agent_caller, req.metadata_mut());
+    assert_eq!(direct.subscribe(req).await.expect_err("agent refused").code(), tonic::Code::PermissionDenied);
+    let _ = agent;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_invalid_argument_with_the_field() {
+    let stack = Stack::start().await;
+    let token = stack.token("taxpayer-jinan");
+    let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
+    let conv = client
+        .start_conversation(authed(pb::StartConversationRequest { channel: String::new() }, &token))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    let too_long = "税".repeat(301);
+    for (content, field) in [(text(""), "content.text.text"), (text(&too_long), "content.text.text"), (None, "content")] {
+        let err = client
+            .send_message(authed(pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "b".into(), content }, &token))
+            .await
+            .expect_err("invalid");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains(field), "{}", err.message());
+    }
+    let err = client
+        .start_conversation(authed(pb::StartConversationRequest { channel: "<script>".into() }, &token))
+        .await
+        .expect_err("bad channel");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_trace_spans_gateway_session_and_answer() {
+    zhengna_test_util::span_capture();
+    let stack = Stack::start().await;
+    let token = stack.token("taxpayer-jinan");
+    let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
+    let conv = client
+        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &token))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    // The browser starts the trace; everything downstream must join it.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut req = authed(
+        pb::SendMessageRequest { conversation_id: conv.id, client_msg_id: "t-1".into(), content: text(CATALOG_QUESTION) },
+        &token,
+    );
+    req.metadata_mut()
+        .insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("ascii"));
+    client.send_message(req).await.expect("send");
+    let spans = zhengna_test_util::eventually(Duration::from_secs(5), || async {
+        let spans: Vec<_> = zhengna_test_util::finished_spans()
+            .into_iter()
+            .filter(|s| s.span_context.trace_id().to_string() == trace_id)
+            .map(|s| s.name.to_string())
+            .collect();
+        let has = |p: &str| spans.iter().any(|n| n.starts_with(p));
+        (has("gateway /zhengna.session.v1.ConversationService/SendMessage")
+            && has("session /zhengna.session.v1.ConversationService/SendMessage")
+            && has("answer /zhengna.answer.v1.AnswerService/Ask"))
+        .then_some(spans)
+    })
+    .await;
+    assert!(spans.is_some(), "spans of trace {trace_id}: {:?}", zhengna_test_util::finished_spans().iter().map(|s| (s.name.to_string(), s.span_context.trace_id().to_string())).collect::<Vec<_>>());
+    stack.stop().await;
+}

@@ -1,0 +1,72 @@
+//! Platform behaviour every service shares: health, reflection, identity checks at the
+//! service boundary, UNIMPLEMENTED naming the issue, and metrics.
+
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use zhengna_integration_tests::{Stack, authed};
+use zhengna_proto::queue::v1 as queue;
+use zhengna_proto::queue::v1::queue_service_client::QueueServiceClient;
+use zhengna_proto::session::v1 as pb;
+use zhengna_proto::session::v1::conversation_service_client::ConversationServiceClient;
+
+async fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}")).expect("url").connect().await.expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_service_reports_serving_for_each_of_its_services() {
+    let stack = Stack::start().await;
+    let checks = [
+        (stack.answer, "zhengna.answer.v1.AnswerService"),
+        (stack.queue, "zhengna.queue.v1.QueueService"),
+        (stack.session, "zhengna.session.v1.ConversationService"),
+        (stack.appointment, "zhengna.appointment.v1.AppointmentService"),
+        (stack.messaging, "zhengna.messaging.v1.InboxService"),
+    ];
+    for (addr, service) in checks {
+        let mut health = HealthClient::new(channel(addr).await);
+        for name in ["", service] {
+            let status = health.check(HealthCheckRequest { service: name.into() }).await.expect("health").into_inner().status;
+            assert_eq!(status, ServingStatus::Serving as i32, "{service} `{name}`");
+        }
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_refuse_calls_without_a_valid_internal_identity() {
+    let stack = Stack::start().await;
+    let mut direct = ConversationServiceClient::new(channel(stack.session).await);
+    let err = direct.start_conversation(pb::StartConversationRequest::default()).await.expect_err("no identity");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    // Signed with another key (not the cluster's).
+    let (_, other_key) = zhengna_test_util::identity();
+    let caller = zhengna_platform::Caller::Taxpayer(zhengna_platform::Taxpayer {
+        tax_id: "x".into(),
+        name: "x".into(),
+        office_code: "x".into(),
+        office_name: "x".into(),
+        tags: vec![],
+        phone: String::new(),
+    });
+    let mut req = tonic::Request::new(pb::StartConversationRequest::default());
+    other_key.attach(&caller, req.metadata_mut());
+    let err = direct.start_conversation(req).await.expect_err("bad signature");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn later_methods_say_unimplemented_and_name_their_issue() {
+    let stack = Stack::start().await;
+    let mut q = QueueServiceClient::new(stack.gateway_channel().await);
+    let err = q
+        .enqueue_for_human(authed(queue::EnqueueForHumanRequest::default(), &stack.token("taxpayer-jinan")))
+        .await
+        .expect_err("not yet");
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    assert!(err.message().contains("issue 4"), "{}", err.message());
+    stack.stop().await;
+}

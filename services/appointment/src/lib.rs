@@ -1,0 +1,99 @@
+//! 预约 — the appointment service: taxpayer bookings and bureau invitations. This first cut
+//! books (with validation and idempotency) and publishes `Booked` through the outbox; the
+//! state machines, slots and the :15/:45 missed check come with the appointments issue.
+
+mod api;
+pub mod booking;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use zhengna_platform::StartupError;
+use zhengna_platform::db::{self, DbConfig};
+use zhengna_platform::identity::IdentityConfig;
+use zhengna_platform::kafka::{self, KafkaConfig, Relay};
+use zhengna_platform::main_support::ServiceConfig;
+use zhengna_platform::server::{self, RunningServer, ServeOptions, ServerConfig};
+use zhengna_platform::telemetry::TelemetryConfig;
+use zhengna_proto::appointment::v1 as pb;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub db: DbConfig,
+    pub kafka: KafkaConfig,
+    pub telemetry: TelemetryConfig,
+    pub identity: IdentityConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::with_port(50064, 9464),
+            db: DbConfig::local("zhengna_appointment"),
+            kafka: KafkaConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            identity: IdentityConfig::default(),
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+const TOPIC: &str = "appointments (issue 5)";
+
+pub struct App {
+    server: RunningServer,
+    relay: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let pool = db::connect(&cfg.db, &MIGRATOR).await?;
+        kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::APPOINTMENT]).await?;
+        let relay = tokio::spawn(Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
+        let key = cfg.identity.key()?;
+        let routes = tonic::service::Routes::new(pb::appointment_service_server::AppointmentServiceServer::new(
+            api::AppointmentApi::new(booking::Bookings::new(pool)),
+        ))
+        .add_service(pb::appointment_desk_service_server::AppointmentDeskServiceServer::new(api::Later))
+        .add_service(pb::appointment_admin_service_server::AppointmentAdminServiceServer::new(api::Later));
+        let names = vec![
+            "zhengna.appointment.v1.AppointmentService",
+            "zhengna.appointment.v1.AppointmentDeskService",
+            "zhengna.appointment.v1.AppointmentAdminService",
+        ];
+        let server = server::serve(ServeOptions {
+            service: "appointment",
+            routes,
+            unimplemented_topics: names.iter().map(|n| (*n, TOPIC)).collect(),
+            health_names: names,
+            key,
+            config: cfg.server,
+            shutdown: shutdown.clone(),
+        })
+        .await?;
+        Ok(Self { server, relay, shutdown })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.shutdown.cancelled().await;
+        let res = self.server.stopped().await;
+        let _ = self.relay.await;
+        res
+    }
+}

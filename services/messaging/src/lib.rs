@@ -1,0 +1,116 @@
+//! 消息 — the messaging service: the taxpayer inbox (待办提醒 / 消息提示 with unread counts),
+//! notifications created from other domains' events, and later 留言, 工单 and precision push.
+
+mod api;
+pub mod events;
+pub mod inbox;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use zhengna_platform::StartupError;
+use zhengna_platform::db::{self, DbConfig};
+use zhengna_platform::identity::IdentityConfig;
+use zhengna_platform::kafka::{self, ConsumerOptions, KafkaConfig};
+use zhengna_platform::main_support::ServiceConfig;
+use zhengna_platform::server::{self, RunningServer, ServeOptions, ServerConfig};
+use zhengna_platform::telemetry::TelemetryConfig;
+use zhengna_proto::messaging::v1 as pb;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub db: DbConfig,
+    pub kafka: KafkaConfig,
+    pub telemetry: TelemetryConfig,
+    pub identity: IdentityConfig,
+    /// Consumer group for domain events.
+    pub consumer_group: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::with_port(50065, 9465),
+            db: DbConfig::local("zhengna_messaging"),
+            kafka: KafkaConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            identity: IdentityConfig::default(),
+            consumer_group: "zhengna-messaging".into(),
+        }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+const TOPIC: &str = "messaging, 留言, 工单 and precision push (issue 6)";
+
+pub struct App {
+    server: RunningServer,
+    consumer: JoinHandle<Result<(), StartupError>>,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let pool = db::connect(&cfg.db, &MIGRATOR).await?;
+        kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::APPOINTMENT, zhengna_proto::topics::MESSAGING]).await?;
+        let consumer = tokio::spawn(kafka::run_consumer(
+            cfg.kafka.clone(),
+            ConsumerOptions { group: cfg.consumer_group.clone(), topics: vec![zhengna_proto::topics::APPOINTMENT.to_owned()] },
+            pool.clone(),
+            events::EventHandler,
+            shutdown.clone(),
+        ));
+        let key = cfg.identity.key()?;
+        let routes = tonic::service::Routes::new(pb::inbox_service_server::InboxServiceServer::new(api::InboxApi::new(
+            inbox::Inbox::new(pool),
+        )))
+        .add_service(pb::leave_message_service_server::LeaveMessageServiceServer::new(api::Later))
+        .add_service(pb::leave_message_desk_service_server::LeaveMessageDeskServiceServer::new(api::Later))
+        .add_service(pb::ticket_desk_service_server::TicketDeskServiceServer::new(api::Later))
+        .add_service(pb::push_admin_service_server::PushAdminServiceServer::new(api::Later));
+        let names = vec![
+            "zhengna.messaging.v1.InboxService",
+            "zhengna.messaging.v1.LeaveMessageService",
+            "zhengna.messaging.v1.LeaveMessageDeskService",
+            "zhengna.messaging.v1.TicketDeskService",
+            "zhengna.messaging.v1.PushAdminService",
+        ];
+        let server = server::serve(ServeOptions {
+            service: "messaging",
+            routes,
+            unimplemented_topics: names.iter().map(|n| (*n, TOPIC)).collect(),
+            health_names: names,
+            key,
+            config: cfg.server,
+            shutdown: shutdown.clone(),
+        })
+        .await?;
+        Ok(Self { server, consumer, shutdown })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.shutdown.cancelled().await;
+        let res = self.server.stopped().await;
+        match self.consumer.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "consumer failed"),
+            Err(e) => tracing::error!(error = %e, "consumer task failed"),
+            Ok(Ok(())) => {}
+        }
+        res
+    }
+}

@@ -1,0 +1,303 @@
+//! gRPC adapter: validates requests, checks ownership, and maps to the store.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+use zhengna_platform::identity::{self, Caller, IdentityKey};
+use zhengna_platform::{ApiError, FieldViolation, grpc};
+use zhengna_proto::answer::v1 as answer_pb;
+use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+use zhengna_proto::session::v1 as pb;
+
+use crate::ConversationConfig;
+use crate::hub::{Hub, Wake};
+use crate::store::{NewMessage, Store};
+
+/// Longest text a taxpayer may send in one message (the widget's 0/300 counter).
+pub const MAX_TEXT_CHARS: usize = 300;
+const MAX_CLIENT_ID: usize = 64;
+const REPLAY_PAGE: i64 = 200;
+
+#[derive(Clone)]
+pub struct ConversationApi {
+    store: Store,
+    hub: Hub,
+    answer: AnswerServiceClient<Channel>,
+    key: IdentityKey,
+    answer_timeout: Duration,
+    cfg: ConversationConfig,
+    shutdown: CancellationToken,
+}
+
+impl ConversationApi {
+    pub fn new(
+        store: Store,
+        hub: Hub,
+        answer: AnswerServiceClient<Channel>,
+        key: IdentityKey,
+        answer_timeout: Duration,
+        cfg: ConversationConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self { store, hub, answer, key, answer_timeout, cfg, shutdown }
+    }
+
+    /// Asks the bot about the taxpayer message at `seq` and stores its reply (once).
+    async fn reply_with_bot(&self, caller: &Caller, conversation: Uuid, seq: i64, question: &str) -> Result<(), ApiError> {
+        if self.store.has_reply(conversation, seq).await? {
+            return Ok(());
+        }
+        let request = answer_pb::AskRequest {
+            question: question.to_owned(),
+            conversation_id: conversation.to_string(),
+            ..Default::default()
+        };
+        let reply = match self
+            .answer
+            .clone()
+            .ask(grpc::outgoing(request, caller, &self.key, self.answer_timeout))
+            .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                // The taxpayer is never left without a reply: fall back to a kind notice
+                // offering the other channels.
+                tracing::warn!(code = ?status.code(), message = status.message(), "answer service call failed");
+                answer_pb::AskResponse {
+                    decision: answer_pb::Decision::NoAnswer as i32,
+                    text: "抱歉，智能应答暂时无法回复您的问题。您可以稍后再试，或点击“留言”“转人工”获得帮助。".into(),
+                    offer_leave_message: true,
+                    suggest_transfer: true,
+                    ..Default::default()
+                }
+            }
+        };
+        let text = reply.text.clone();
+        self.store
+            .append(
+                conversation,
+                NewMessage {
+                    client_msg_id: format!("bot-reply:{seq}"),
+                    sender: "bot",
+                    sender_name: self.cfg.bot_name.clone(),
+                    reply_to: Some(seq),
+                    text,
+                    content: pb::MessageContent {
+                        body: Some(pb::message_content::Body::BotReply(pb::BotReplyContent { reply: Some(reply) })),
+                    },
+                },
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn parse_uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(value).map_err(|_| ApiError::invalid(field, "must be a UUID", "会话标识无效，请刷新页面后重试。"))
+}
+
+struct ValidSend {
+    conversation: Uuid,
+    client_msg_id: String,
+    text: String,
+}
+
+fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
+    let mut violations = Vec::new();
+    let conversation = Uuid::parse_str(&r.conversation_id).ok();
+    if conversation.is_none() {
+        violations.push(FieldViolation::new("conversation_id", "must be a UUID", "会话标识无效，请刷新页面后重试。"));
+    }
+    let client_msg_id = r.client_msg_id.trim().to_owned();
+    if client_msg_id.is_empty() || client_msg_id.chars().count() > MAX_CLIENT_ID {
+        violations.push(FieldViolation::new(
+            "client_msg_id",
+            "must be 1 to 64 characters",
+            "消息发送失败，请重试。",
+        ));
+    }
+    let text = match r.content.and_then(|c| c.body) {
+        Some(pb::message_content::Body::Text(t)) => {
+            let text = t.text.trim().to_owned();
+            if text.is_empty() {
+                violations.push(FieldViolation::new("content.text.text", "must not be empty", "请输入您要咨询的问题。"));
+            } else if text.chars().count() > MAX_TEXT_CHARS {
+                violations.push(FieldViolation::new(
+                    "content.text.text",
+                    "must be at most 300 characters",
+                    "消息最多300个字，请精简后再发送。",
+                ));
+            }
+            text
+        }
+        Some(_) => {
+            // Emoji, images and files arrive with human interaction (a later issue).
+            return Err(ApiError::Unimplemented("conversations and human interaction (issue 4): non-text content"));
+        }
+        None => {
+            violations.push(FieldViolation::new("content", "text content is required", "请输入您要咨询的问题。"));
+            String::new()
+        }
+    };
+    match (violations.is_empty(), conversation) {
+        (true, Some(conversation)) => Ok(ValidSend { conversation, client_msg_id, text }),
+        _ => Err(ApiError::InvalidArgument(violations)),
+    }
+}
+
+type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::conversation_service_server::ConversationService for ConversationApi {
+    async fn start_conversation(
+        &self,
+        request: Request<pb::StartConversationRequest>,
+    ) -> Result<Response<pb::StartConversationResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let channel = request.into_inner().channel;
+        let channel = match channel.as_str() {
+            "" | "etax" => "etax",
+            "einvoice" => "einvoice",
+            _ => {
+                return Err(ApiError::invalid("channel", "must be `etax` or `einvoice`", "入口参数有误，请刷新页面后重试。").into());
+            }
+        };
+        let row = self.store.create_conversation(tp, channel).await?;
+        tracing::info!(conversation = %row.id, "conversation started");
+        Ok(Response::new(pb::StartConversationResponse { conversation: Some(row.to_proto()), ..Default::default() }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?.clone();
+        let input = validate_send(request.into_inner())?;
+        let conversation = self
+            .store
+            .taxpayer_conversation(input.conversation, &tp.tax_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        let (stored, _fresh) = self
+            .store
+            .append(
+                conversation.id,
+                NewMessage {
+                    client_msg_id: input.client_msg_id,
+                    sender: "taxpayer",
+                    sender_name: tp.name.clone(),
+                    reply_to: None,
+                    text: input.text.clone(),
+                    content: pb::MessageContent {
+                        body: Some(pb::message_content::Body::Text(pb::TextContent { text: input.text.clone() })),
+                    },
+                },
+            )
+            .await?;
+        // The bot answers while no agent has taken over (it keeps answering while queued).
+        // A retried send whose first attempt stored the message but not the reply gets it now.
+        if matches!(conversation.mode.as_str(), "bot" | "queued") {
+            self.reply_with_bot(&caller, conversation.id, stored.seq, &input.text).await?;
+        }
+        Ok(Response::new(pb::SendMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
+    }
+
+    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<SubscribeStream>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?.clone();
+        let r = request.into_inner();
+        let conversation = parse_uuid("conversation_id", &r.conversation_id)?;
+        let after_seq = i64::try_from(r.after_seq)
+            .map_err(|_| ApiError::invalid("after_seq", "out of range", "参数有误，请刷新页面后重试。"))?;
+        self.store
+            .taxpayer_conversation(conversation, &tp.tax_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        // Listen before the first read: anything committed after the read wakes us, so the
+        // seam between replay and live delivery has no gap; reading by `seq > last` means no
+        // duplicate either.
+        let mut wakes = self.hub.subscribe();
+        let store = self.store.clone();
+        let shutdown = self.shutdown.clone();
+        let heartbeat = Duration::from_secs(self.cfg.heartbeat_secs.max(1));
+        let stream = async_stream::try_stream! {
+            let mut last = after_seq;
+            loop {
+                let batch = store.messages_after(conversation, last, REPLAY_PAGE).await.map_err(Status::from)?;
+                let full = batch.len() as i64 == REPLAY_PAGE;
+                for row in batch {
+                    last = row.seq;
+                    yield pb::SubscribeResponse { event: Some(pb::subscribe_response::Event::Message(row.to_proto())) };
+                }
+                if full {
+                    continue;
+                }
+                let idle = tokio::time::sleep(heartbeat);
+                tokio::pin!(idle);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = &mut idle => {
+                            yield pb::SubscribeResponse { event: Some(pb::subscribe_response::Event::Heartbeat(pb::Heartbeat {
+                                at: Some(crate::store::timestamp(chrono::Utc::now())),
+                            })) };
+                            break;
+                        }
+                        w = wakes.recv() => match w {
+                            Ok(Wake(Some(id))) if id != conversation => continue,
+                            Ok(_) | Err(RecvError::Lagged(_)) => break,
+                            Err(RecvError::Closed) => return,
+                        },
+                    }
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Agent-side conversation work arrives with human interaction (issue 4); until then every
+/// method answers UNIMPLEMENTED naming that topic.
+pub struct AgentApi;
+
+#[tonic::async_trait]
+impl pb::agent_conversation_service_server::AgentConversationService for AgentApi {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(text: &str) -> pb::SendMessageRequest {
+        pb::SendMessageRequest {
+            conversation_id: Uuid::nil().to_string(),
+            client_msg_id: "c1".into(),
+            content: Some(pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: text.into() })) }),
+        }
+    }
+
+    #[test]
+    fn text_limits() {
+        assert!(validate_send(send("你好")).is_ok());
+        assert!(validate_send(send(&"税".repeat(300))).is_ok());
+        let Err(ApiError::InvalidArgument(v)) = validate_send(send(&"税".repeat(301))) else { panic!("expected invalid") };
+        assert_eq!(v[0].field, "content.text.text");
+        let Err(ApiError::InvalidArgument(v)) = validate_send(send("   ")) else { panic!("expected invalid") };
+        assert_eq!(v[0].field, "content.text.text");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let r = pb::SendMessageRequest { conversation_id: "nope".into(), client_msg_id: String::new(), content: None };
+        let Err(ApiError::InvalidArgument(v)) = validate_send(r) else { panic!("expected invalid") };
+        let fields: Vec<_> = v.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["conversation_id", "client_msg_id", "content"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! 会话 — the session service: conversations, their ordered messages, live delivery with
+//! resume (`Subscribe(after_seq)`), and the hand-off of taxpayer text to the answer bot.
+
+mod api;
+mod hub;
+mod store;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use zhengna_platform::StartupError;
+use zhengna_platform::db::{self, DbConfig};
+use zhengna_platform::identity::IdentityConfig;
+use zhengna_platform::main_support::ServiceConfig;
+use zhengna_platform::server::{self, RunningServer, ServeOptions, ServerConfig};
+use zhengna_platform::telemetry::TelemetryConfig;
+use zhengna_proto::session::v1 as pb;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub db: DbConfig,
+    pub telemetry: TelemetryConfig,
+    pub identity: IdentityConfig,
+    pub answer: UpstreamConfig,
+    pub conversation: ConversationConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpstreamConfig {
+    /// Base URL of the answer service, e.g. `http://127.0.0.1:50061`.
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConversationConfig {
+    /// Display name of the answering bot in transcripts.
+    pub bot_name: String,
+    /// Seconds between heartbeats on an idle Subscribe stream.
+    pub heartbeat_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::with_port(50063, 9463),
+            db: DbConfig::local("zhengna_session"),
+            telemetry: TelemetryConfig::default(),
+            identity: IdentityConfig::default(),
+            answer: UpstreamConfig::default(),
+            conversation: ConversationConfig::default(),
+        }
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:50061".into(), timeout_ms: 5000 }
+    }
+}
+
+impl Default for ConversationConfig {
+    fn default() -> Self {
+        Self { bot_name: "智能助手".into(), heartbeat_secs: 15 }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+pub struct App {
+    server: RunningServer,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let pool = db::connect(&cfg.db, &MIGRATOR).await?;
+        let key = cfg.identity.key()?;
+        let channel = zhengna_platform::grpc::channel(&cfg.answer.url, Duration::from_secs(3))
+            .map_err(|e| StartupError::Config(format!("answer.url: {e}")))?;
+        let hub = hub::Hub::start(pool.clone(), shutdown.clone()).await?;
+        let api = api::ConversationApi::new(
+            store::Store::new(pool),
+            hub,
+            zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient::new(channel),
+            key.clone(),
+            Duration::from_millis(cfg.answer.timeout_ms),
+            cfg.conversation.clone(),
+            shutdown.clone(),
+        );
+        let routes = tonic::service::Routes::new(pb::conversation_service_server::ConversationServiceServer::new(api))
+            .add_service(pb::agent_conversation_service_server::AgentConversationServiceServer::new(api::AgentApi));
+        let server = server::serve(ServeOptions {
+            service: "session",
+            routes,
+            health_names: vec![
+                "zhengna.session.v1.ConversationService",
+                "zhengna.session.v1.AgentConversationService",
+            ],
+            key,
+            unimplemented_topics: vec![
+                ("zhengna.session.v1.ConversationService", "conversations and human interaction (issue 4)"),
+                ("zhengna.session.v1.AgentConversationService", "conversations and human interaction (issue 4)"),
+            ],
+            config: cfg.server,
+            shutdown: shutdown.clone(),
+        })
+        .await?;
+        Ok(Self { server, shutdown })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.server.metrics_addr
+    }
+
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.shutdown.cancelled().await;
+        self.server.stopped().await
+    }
+}

@@ -1,0 +1,222 @@
+//! Conversation and message storage. Seqs come from `conversations.last_seq`, bumped under
+//! the row lock in the transaction that inserts the message, so they are gap-free and
+//! strictly increasing per conversation no matter which replica accepts the send.
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use sqlx::PgPool;
+use uuid::Uuid;
+use zhengna_platform::ApiError;
+use zhengna_platform::identity::Taxpayer;
+use zhengna_proto::session::v1 as pb;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationRow {
+    pub id: Uuid,
+    pub taxpayer_id: String,
+    pub channel: String,
+    pub mode: String,
+    pub last_seq: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub seq: i64,
+    pub client_msg_id: String,
+    pub sender: String,
+    pub sender_name: String,
+    pub content: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewMessage {
+    pub client_msg_id: String,
+    pub sender: &'static str,
+    pub sender_name: String,
+    pub reply_to: Option<i64>,
+    pub text: String,
+    pub content: pb::MessageContent,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, seq, client_msg_id, sender, sender_name, content, created_at";
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn create_conversation(&self, tp: &Taxpayer, channel: &str) -> Result<ConversationRow, ApiError> {
+        Ok(sqlx::query_as(
+            "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
+             VALUES ($1, $2, $3, $4, $5, 'bot')
+             RETURNING id, taxpayer_id, channel, mode, last_seq, created_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&tp.tax_id)
+        .bind(&tp.name)
+        .bind(&tp.office_code)
+        .bind(channel)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The conversation if it belongs to `tax_id`; someone else's is reported as absent.
+    pub async fn taxpayer_conversation(&self, id: Uuid, tax_id: &str) -> Result<Option<ConversationRow>, ApiError> {
+        Ok(sqlx::query_as(
+            "SELECT id, taxpayer_id, channel, mode, last_seq, created_at
+             FROM conversations WHERE id = $1 AND taxpayer_id = $2",
+        )
+        .bind(id)
+        .bind(tax_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn by_client_id(&self, conversation: Uuid, client_msg_id: &str) -> Result<Option<MessageRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND client_msg_id = $2"
+        )))
+        .bind(conversation)
+        .bind(client_msg_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Stores a message with the next seq. Returns the stored row and whether it is new
+    /// (`false` when this client id was already stored: the earlier row is returned).
+    pub async fn append(&self, conversation: Uuid, msg: NewMessage) -> Result<(MessageRow, bool), ApiError> {
+        if let Some(existing) = self.by_client_id(conversation, &msg.client_msg_id).await? {
+            return Ok((existing, false));
+        }
+        match self.insert(conversation, &msg).await {
+            Ok(row) => Ok((row, true)),
+            // A concurrent send with the same client id won; its transaction's seq stands and
+            // ours rolled back, so no seq is skipped.
+            Err(ApiError::AlreadyExists(_)) => match self.by_client_id(conversation, &msg.client_msg_id).await? {
+                Some(existing) => Ok((existing, false)),
+                None => Err(ApiError::AlreadyExists("reply already stored".into())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn insert(&self, conversation: Uuid, msg: &NewMessage) -> Result<MessageRow, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
+             WHERE id = $1 AND mode <> 'ended' RETURNING last_seq",
+        )
+        .bind(conversation)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(seq) = seq else {
+            return Err(ApiError::FailedPrecondition("conversation has ended".into()));
+        };
+        let row: MessageRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO messages (id, conversation_id, seq, client_msg_id, sender, sender_name, reply_to, text, content)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             RETURNING {MESSAGE_COLUMNS}"
+        )))
+        .bind(Uuid::now_v7())
+        .bind(conversation)
+        .bind(seq)
+        .bind(&msg.client_msg_id)
+        .bind(msg.sender)
+        .bind(&msg.sender_name)
+        .bind(msg.reply_to)
+        .bind(&msg.text)
+        .bind(msg.content.encode_to_vec())
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::hub::CHANNEL)
+            .bind(conversation.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn has_reply(&self, conversation: Uuid, seq: i64) -> Result<bool, ApiError> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1 AND reply_to = $2)")
+            .bind(conversation)
+            .bind(seq)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn messages_after(&self, conversation: Uuid, after_seq: i64, limit: i64) -> Result<Vec<MessageRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        )))
+        .bind(conversation)
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+impl ConversationRow {
+    pub fn to_proto(&self) -> pb::Conversation {
+        let mode = match self.mode.as_str() {
+            "bot" => pb::ConversationMode::Bot,
+            "queued" => pb::ConversationMode::Queued,
+            "human" => pb::ConversationMode::Human,
+            "ended" => pb::ConversationMode::Ended,
+            _ => pb::ConversationMode::Unspecified,
+        };
+        pb::Conversation {
+            id: self.id.to_string(),
+            taxpayer_id: self.taxpayer_id.clone(),
+            mode: mode as i32,
+            created_at: Some(timestamp(self.created_at)),
+            last_seq: self.last_seq as u64,
+            channel: self.channel.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl MessageRow {
+    pub fn to_proto(&self) -> pb::Message {
+        let sender = match self.sender.as_str() {
+            "taxpayer" => pb::SenderRole::Taxpayer,
+            "bot" => pb::SenderRole::Bot,
+            "agent" => pb::SenderRole::Agent,
+            "system" => pb::SenderRole::System,
+            _ => pb::SenderRole::Unspecified,
+        };
+        let content = match pb::MessageContent::decode(self.content.as_slice()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(message_id = %self.id, error = %e, "stored message content does not decode");
+                None
+            }
+        };
+        pb::Message {
+            id: self.id.to_string(),
+            conversation_id: self.conversation_id.to_string(),
+            seq: self.seq as u64,
+            client_msg_id: self.client_msg_id.clone(),
+            sender: sender as i32,
+            sender_name: self.sender_name.clone(),
+            content,
+            created_at: Some(timestamp(self.created_at)),
+            ..Default::default()
+        }
+    }
+}
