@@ -55,11 +55,11 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         let backends = [
-            ("zhengna.answer.v1", "http://127.0.0.1:50061"),
-            ("zhengna.queue.v1", "http://127.0.0.1:50062"),
-            ("zhengna.session.v1", "http://127.0.0.1:50063"),
-            ("zhengna.appointment.v1", "http://127.0.0.1:50064"),
-            ("zhengna.messaging.v1", "http://127.0.0.1:50065"),
+            ("zhengna.answer.v1", "http://127.0.0.1:7061"),
+            ("zhengna.queue.v1", "http://127.0.0.1:7062"),
+            ("zhengna.session.v1", "http://127.0.0.1:7063"),
+            ("zhengna.appointment.v1", "http://127.0.0.1:7064"),
+            ("zhengna.messaging.v1", "http://127.0.0.1:7065"),
         ];
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),

@@ -53,29 +53,47 @@ fn bearer(headers: &http::HeaderMap) -> Result<&str, AuthError> {
     Ok(token.trim())
 }
 
+/// Largest request body read (and discarded) before answering a refused call.
+const DRAIN_LIMIT: usize = 1 << 20;
+
 impl Inner {
-    async fn forward(&self, mut req: http::Request<Body>) -> http::Response<Body> {
+    /// Forwards the call, or refuses it after reading the request body: answering an
+    /// HTTP/1.1 grpc-web call before its body is read makes the server close the connection
+    /// under the client's write (EPIPE instead of the status).
+    async fn forward(&self, req: http::Request<Body>) -> http::Response<Body> {
+        match self.route(req).await {
+            Ok(res) => res,
+            Err((status, body)) => {
+                use http_body_util::BodyExt;
+                let _ = http_body_util::Limited::new(body, DRAIN_LIMIT).collect().await;
+                reject(status)
+            }
+        }
+    }
+
+    async fn route(&self, mut req: http::Request<Body>) -> Result<http::Response<Body>, (tonic::Status, Body)> {
         // Whatever identity a client claims is never trusted.
         identity::strip(req.headers_mut());
         let path = req.uri().path().to_owned();
+        let refuse = |status: tonic::Status, req: http::Request<Body>| Err((status, req.into_body()));
         let Some((service, _method)) = path.trim_start_matches('/').split_once('/') else {
-            return reject(tonic::Status::unimplemented("unknown method"));
+            return refuse(tonic::Status::unimplemented("unknown method"), req);
         };
         let service = service.to_owned();
         let package = service.rsplit_once('.').map(|(p, _)| p).unwrap_or_default();
         let Some(channel) = self.routes.backends.get(package).cloned() else {
-            return reject(tonic::Status::unimplemented(format!("unknown service {service}")));
+            return refuse(tonic::Status::unimplemented(format!("unknown service {service}")), req);
         };
         let caller = match bearer(req.headers()).and_then(|t| self.auth.verify(t)) {
             Ok(c) => c,
             Err(e) => {
                 metrics::counter!("gateway_auth_rejected_total", "reason" => reason(&e)).increment(1);
-                return reject(tonic::Status::unauthenticated(e.to_string()));
+                return refuse(tonic::Status::unauthenticated(e.to_string()), req);
             }
         };
         if matches!(caller, Caller::Taxpayer(_)) && !self.routes.taxpayer_services.contains(&service) {
             metrics::counter!("gateway_policy_rejected_total").increment(1);
-            return reject(tonic::Status::permission_denied(format!("{service} is for tax-bureau staff only")));
+            return refuse(tonic::Status::permission_denied(format!("{service} is for tax-bureau staff only")), req);
         }
         req.headers_mut().remove(http::header::AUTHORIZATION);
         req.headers_mut().remove(http::header::COOKIE);
@@ -95,10 +113,10 @@ impl Inner {
             req.headers_mut().insert(identity::SIGNATURE_HEADER, sig);
         }
         match channel.oneshot(req).instrument(span).await {
-            Ok(res) => res,
+            Ok(res) => Ok(res),
             Err(e) => {
                 tracing::warn!(error = %e, %service, "backend unreachable");
-                reject(tonic::Status::unavailable("service temporarily unavailable"))
+                Ok(reject(tonic::Status::unavailable("service temporarily unavailable")))
             }
         }
     }

@@ -11,6 +11,10 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 
 const { GATEWAY_URL, TOKEN, DESCRIPTOR, QUESTION } = process.env;
+let step = "start";
+const progress = (s) => { step = s; process.stderr.write(`[flow] ${s}\n`); };
+// Fail fast instead of hanging the test run.
+setTimeout(() => { console.error(`[flow] timed out during: ${step}`); process.exit(3); }, 30_000).unref();
 const httpVersion = process.env.HTTP_VERSION ?? "1.1";
 const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(DESCRIPTOR)));
 const service = registry.getService("zhengna.session.v1.ConversationService");
@@ -18,7 +22,10 @@ if (!service) throw new Error("ConversationService not in descriptor set");
 const client = createClient(service, createGrpcWebTransport({ baseUrl: GATEWAY_URL, httpVersion }));
 const headers = { authorization: `Bearer ${TOKEN}` };
 
-async function take(stream, n, quietMs) {
+// Reads n messages from a Subscribe call, then cancels it.
+async function take(request, n, quietMs) {
+  const abort = new AbortController();
+  const stream = client.subscribe(request, { headers, signal: abort.signal });
   const seen = [];
   const it = stream[Symbol.asyncIterator]();
   while (seen.length < n) {
@@ -36,19 +43,24 @@ async function take(stream, n, quietMs) {
       if (r.value.event.case === "message") { extra = r.value.event.value; break; }
     }
   }
-  await it.return?.();
+  abort.abort();
   return { seen, extra };
 }
 
+progress("startConversation");
 const { conversation } = await client.startConversation({ channel: "etax" }, { headers });
+progress("sendMessage");
 await client.sendMessage(
   { conversationId: conversation.id, clientMsgId: "web-1", content: { body: { case: "text", value: { text: QUESTION } } } },
   { headers },
 );
 
-const first = await take(client.subscribe({ conversationId: conversation.id, afterSeq: 0n }, { headers }), 2, 0);
-const resumed = await take(client.subscribe({ conversationId: conversation.id, afterSeq: 1n }, { headers }), 1, 1500);
+progress("subscribe after_seq=0");
+const first = await take({ conversationId: conversation.id, afterSeq: 0n }, 2, 0);
+progress("subscribe after_seq=1");
+const resumed = await take({ conversationId: conversation.id, afterSeq: 1n }, 1, 1500);
 
+progress("call without token");
 let unauthenticated = null;
 try {
   await client.startConversation({ channel: "etax" }, {});
@@ -66,3 +78,5 @@ console.log(JSON.stringify({
   extraAfterResume: resumed.extra ? Number(resumed.extra.seq) : null,
   unauthenticated,
 }));
+// Idle keep-alive sockets would hold the process open.
+process.exit(0);

@@ -19,11 +19,11 @@ struct Svc {
 }
 
 const SERVICES: &[Svc] = &[
-    Svc { name: "answer", port: 50061, metrics: 9461 },
-    Svc { name: "queue", port: 50062, metrics: 9462 },
-    Svc { name: "session", port: 50063, metrics: 9463 },
-    Svc { name: "appointment", port: 50064, metrics: 9464 },
-    Svc { name: "messaging", port: 50065, metrics: 9465 },
+    Svc { name: "answer", port: 7061, metrics: 9461 },
+    Svc { name: "queue", port: 7062, metrics: 9462 },
+    Svc { name: "session", port: 7063, metrics: 9463 },
+    Svc { name: "appointment", port: 7064, metrics: 9464 },
+    Svc { name: "messaging", port: 7065, metrics: 9465 },
 ];
 const GATEWAY_PORT: u16 = 8080;
 const BROKER: &str = "127.0.0.1:9092";
@@ -61,24 +61,53 @@ fn spawn(bin: &Path, name: &str, envs: &[(String, String)], log_dir: &Path) -> R
         .with_context(|| format!("starting {}", bin.display()))
 }
 
-async fn wait_serving(name: &str, port: u16) -> Result<()> {
+async fn serving(port: u16) -> bool {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?.connect().await
-            && let Ok(r) = HealthClient::new(ch).check(HealthCheckRequest { service: String::new() }).await
-            && r.get_ref().status == ServingStatus::Serving as i32
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")) else {
+        return false;
+    };
+    match endpoint.connect().await {
+        Ok(ch) => HealthClient::new(ch)
+            .check(HealthCheckRequest { service: String::new() })
+            .await
+            .is_ok_and(|r| r.get_ref().status == ServingStatus::Serving as i32),
+        Err(_) => false,
+    }
+}
+
+/// Waits until every service is SERVING and the gateway listens, failing fast when a
+/// child exits.
+async fn wait_ready(children: &mut [(String, Child)]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut pending: Vec<&Svc> = SERVICES.iter().collect();
+    let mut gateway_up = false;
+    while !pending.is_empty() || !gateway_up {
+        if let Some((name, status)) =
+            children.iter_mut().find_map(|(n, c)| c.try_wait().ok().flatten().map(|s| (n.clone(), s)))
         {
-            println!("  ✓ {name:<12} SERVING on 127.0.0.1:{port}");
-            return Ok(());
+            bail!("{name} exited during start-up ({status}); see .dev/logs/{name}.log");
+        }
+        let mut still = Vec::new();
+        for svc in pending {
+            if serving(svc.port).await {
+                println!("  ✓ {:<12} SERVING on 127.0.0.1:{}", svc.name, svc.port);
+            } else {
+                still.push(svc);
+            }
+        }
+        pending = still;
+        if !gateway_up && listening(&format!("127.0.0.1:{GATEWAY_PORT}")) {
+            gateway_up = true;
+            println!("  ✓ {:<12} listening on 127.0.0.1:{GATEWAY_PORT}", "gateway");
         }
         if Instant::now() > deadline {
-            bail!("{name} did not become SERVING within 60s; see .dev/logs/{name}.log");
+            bail!("not ready within 90s: {:?}; see .dev/logs/", pending.iter().map(|s| s.name).collect::<Vec<_>>());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    Ok(())
 }
 
 async fn terminate(children: &mut [(String, Child)]) {
@@ -148,21 +177,7 @@ pub async fn run() -> Result<()> {
     ];
     children.push(("gateway".into(), spawn(&bin_dir.join("zhengna-gateway"), "gateway", &gw_envs, &log_dir)?));
 
-    let ready = async {
-        for svc in SERVICES {
-            wait_serving(svc.name, svc.port).await?;
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !listening(&format!("127.0.0.1:{GATEWAY_PORT}")) {
-            if Instant::now() > deadline {
-                bail!("gateway did not start; see .dev/logs/gateway.log");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        println!("  ✓ {:<12} listening on 127.0.0.1:{GATEWAY_PORT}", "gateway");
-        Ok(())
-    };
-    if let Err(e) = ready.await {
+    if let Err(e) = wait_ready(&mut children).await {
         terminate(&mut children).await;
         return Err(e);
     }
@@ -176,9 +191,11 @@ pub async fn run() -> Result<()> {
     println!("  grpc-web / gRPC endpoint         http://127.0.0.1:{GATEWAY_PORT}");
     println!("  Metrics                          http://127.0.0.1:9460/metrics (gateway), :9461-9465 (services)");
 
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
             _ = tokio::time::sleep(Duration::from_secs(2)) => {
                 let exited = children
                     .iter_mut()

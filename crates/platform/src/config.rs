@@ -24,12 +24,13 @@ pub struct CommonArgs {
     pub overrides: Vec<String>,
 }
 
-/// Loads the configuration of `service` from all layers.
+/// Loads the configuration of `service` from all layers. Defaults come from the config
+/// types' own `#[serde(default)]` (never from serialising them, which would redact secrets).
 pub fn load<T>(service: &str, args: &CommonArgs) -> Result<T, StartupError>
 where
     T: DeserializeOwned + Serialize + Default,
 {
-    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    let mut figment = Figment::new();
     match &args.config {
         Some(path) => {
             if !path.exists() {
@@ -142,6 +143,23 @@ mod tests {
         let dumped = dump(&cfg).expect("dump");
         assert!(dumped.contains("<redacted>"), "{dumped}");
         assert!(!dumped.contains("s3cr3t"));
+    }
+
+    #[derive(Debug, Serialize, serde::Deserialize)]
+    #[serde(default)]
+    struct WithSecretDefault {
+        url: Secret,
+    }
+    impl Default for WithSecretDefault {
+        fn default() -> Self {
+            Self { url: Secret::new("postgres://localhost/db") }
+        }
+    }
+
+    #[test]
+    fn secret_defaults_survive_loading() {
+        let cfg: WithSecretDefault = load("cfgtest", &CommonArgs::default()).expect("load");
+        assert_eq!(cfg.url.expose(), "postgres://localhost/db");
     }
 
     #[test]

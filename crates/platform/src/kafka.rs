@@ -136,7 +136,7 @@ impl Relay {
     }
 
     /// Runs until `shutdown`; publishing errors are retried with backoff, never skipped.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&self.pool).await {
             Ok(mut l) => match l.listen("zhengna_outbox").await {
                 Ok(()) => Some(l),
@@ -167,6 +167,13 @@ impl Relay {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     self.recreate_topics().await;
+                    // A fresh producer: an idempotent producer whose broker lost its state (or
+                    // that hit a fatal error) never recovers, and a new one costs little.
+                    // Anything the old one did write is deduplicated by consumers.
+                    match producer(&self.cfg) {
+                        Ok(p) => self.producer = p,
+                        Err(e) => tracing::warn!(error = %e, "could not recreate producer"),
+                    }
                     continue;
                 }
             }
@@ -225,6 +232,7 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
+        tracing::debug!(rows = rows.len(), first = rows[0].id, "publishing outbox batch");
         // Enqueue the whole batch in order, then await in order: the idempotent producer keeps
         // partition order, and only the successful prefix is marked so nothing is reordered.
         let mut pending = Vec::with_capacity(rows.len());
@@ -268,6 +276,7 @@ impl Relay {
                 .map_err(|e| e.to_string())?;
         }
         tx.commit().await.map_err(|e| e.to_string())?;
+        tracing::debug!(sent = sent.len(), failed = failure.is_some(), "outbox batch done");
         metrics::counter!("outbox_published_total").increment(sent.len() as u64);
         match failure {
             Some((_, err)) => Err(err),
@@ -346,6 +355,11 @@ pub async fn run_consumer<H: Handler>(
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "consumer receive error");
+                // A broker that lost its topics (rebuilt cluster, restarted in-memory broker)
+                // leaves the subscription empty until someone re-creates them.
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) {
+                    let _ = ensure_topics(&cfg, &topics).await;
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }

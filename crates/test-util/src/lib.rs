@@ -63,33 +63,43 @@ fn wait_listening(addr: SocketAddr, timeout: Duration) -> bool {
     false
 }
 
-/// A private tansu broker process on its own port, stopped on drop. Storage is in memory,
-/// so a restart starts empty (services recreate their topics; consumers dedupe).
+/// A private tansu broker on its own port, stopped on drop.
+///
+/// Clients reach it through a small TCP relay (the broker advertises the relay's address),
+/// so a test can take the broker off the network with [`Broker::cut`] and bring it back
+/// with [`Broker::restore`] while it keeps its topics, logs and group offsets: what a
+/// client sees of a Kafka broker restart. (tansu's only storage available here is in
+/// memory, so killing the process would also wipe its state, which a real Kafka restart
+/// does not.)
 pub struct Broker {
-    port: u16,
-    storage: String,
+    public_port: u16,
     child: Option<Child>,
+    cut: tokio::sync::watch::Sender<bool>,
+    _relay: std::thread::JoinHandle<()>,
 }
 
 impl Broker {
     pub fn start() -> Self {
-        Self::start_with_storage("memory://tansu/".into())
-    }
-
-    /// Starts with PostgreSQL storage in a fresh database, so data survives restarts.
-    pub fn start_persistent() -> Self {
-        let db = fresh_db("tansu");
-        Self::start_with_storage(db.url.expose().to_owned())
-    }
-
-    fn start_with_storage(storage: String) -> Self {
-        let mut b = Self { port: free_port(), storage, child: None };
-        b.restart();
-        b
+        let public_port = free_port();
+        let broker_port = free_port();
+        let listen = format!("tcp://127.0.0.1:{broker_port}");
+        let advertised = format!("tcp://127.0.0.1:{public_port}");
+        let child = Command::new(tansu_bin())
+            .args(["broker", "--listener-url", &listen, "--advertised-listener-url", &advertised, "--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start tansu ({}): {e}; run `make setup`", tansu_bin().display()));
+        let upstream: SocketAddr = ([127, 0, 0, 1], broker_port).into();
+        assert!(wait_listening(upstream, Duration::from_secs(20)), "tansu did not start listening on {upstream}");
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        let listener = std::net::TcpListener::bind(("127.0.0.1", public_port)).expect("bind relay");
+        let relay = std::thread::spawn(move || relay(listener, upstream, cut_rx));
+        Self { public_port, child: Some(child), cut, _relay: relay }
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.public_port)
     }
 
     pub fn kafka_config(&self) -> KafkaConfig {
@@ -103,31 +113,50 @@ impl Broker {
         }
     }
 
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    /// Takes the broker off the network: open connections are dropped, new ones closed.
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
     }
 
-    pub fn restart(&mut self) {
-        self.stop();
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &self.storage])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start tansu ({}): {e}; run `make setup`", tansu_bin().display()));
-        self.child = Some(child);
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
-        assert!(wait_listening(addr, Duration::from_secs(20)), "tansu did not start listening on {addr}");
+    /// Brings the broker back, state intact.
+    pub fn restore(&self) {
+        let _ = self.cut.send(false);
     }
+}
+
+/// Forwards connections to `upstream` until the cut flag is raised.
+fn relay(listener: std::net::TcpListener, upstream: SocketAddr, cut: tokio::sync::watch::Receiver<bool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(_) => return,
+    };
+    rt.block_on(async move {
+        let _ = listener.set_nonblocking(true);
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else { continue };
+            if *cut.borrow() {
+                drop(inbound);
+                continue;
+            }
+            let mut cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cut.wait_for(|c| *c) => {}
+                }
+            });
+        }
+    });
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub struct SeedConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::with_port(50061, 9461),
+            server: ServerConfig::with_port(7061, 9461),
             db: DbConfig::local("zhengna_answer"),
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),

@@ -34,7 +34,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::with_port(50064, 9464),
+            server: ServerConfig::with_port(7064, 9464),
             db: DbConfig::local("zhengna_appointment"),
             kafka: KafkaConfig::default(),
             telemetry: TelemetryConfig::default(),

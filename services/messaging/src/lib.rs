@@ -36,7 +36,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::with_port(50065, 9465),
+            server: ServerConfig::with_port(7065, 9465),
             db: DbConfig::local("zhengna_messaging"),
             kafka: KafkaConfig::default(),
             telemetry: TelemetryConfig::default(),

@@ -28,7 +28,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::with_port(50062, 9462),
+            server: ServerConfig::with_port(7062, 9462),
             db: DbConfig::local("zhengna_queue"),
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),

@@ -34,7 +34,7 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UpstreamConfig {
-    /// Base URL of the answer service, e.g. `http://127.0.0.1:50061`.
+    /// Base URL of the answer service, e.g. `http://127.0.0.1:7061`.
     pub url: String,
     pub timeout_ms: u64,
 }
@@ -51,7 +51,7 @@ pub struct ConversationConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            server: ServerConfig::with_port(50063, 9463),
+            server: ServerConfig::with_port(7063, 9463),
             db: DbConfig::local("zhengna_session"),
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
@@ -63,7 +63,7 @@ impl Default for Config {
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
-        Self { url: "http://127.0.0.1:50061".into(), timeout_ms: 5000 }
+        Self { url: "http://127.0.0.1:7061".into(), timeout_ms: 5000 }
     }
 }
 
