@@ -26,6 +26,8 @@ pub struct Stack {
     pub session: SocketAddr,
     pub appointment: SocketAddr,
     pub messaging: SocketAddr,
+    /// Prometheus endpoint of the session service.
+    pub session_metrics: SocketAddr,
     pub key: IdentityKey,
     pub minter: Minter,
     pub broker: Broker,
@@ -93,6 +95,7 @@ impl Stack {
         .await
         .expect("session starts");
         let session_addr = session.addr();
+        let session_metrics = session.metrics_addr();
         tasks.push(tokio::spawn(session.run_until_stopped()));
 
         let appointment = zhengna_appointment::App::build(
@@ -173,6 +176,7 @@ impl Stack {
             session: session_addr,
             appointment: appointment_addr,
             messaging: messaging_addr,
+            session_metrics,
             key,
             minter,
             broker,

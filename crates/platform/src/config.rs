@@ -24,13 +24,26 @@ pub struct CommonArgs {
     pub overrides: Vec<String>,
 }
 
-/// Loads the configuration of `service` from all layers. Defaults come from the config
-/// types' own `#[serde(default)]` (never from serialising them, which would redact secrets).
+thread_local! {
+    /// Set only while the defaults layer is serialised, so secrets keep their value there.
+    static REVEAL_SECRETS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `T::default()` as a figment value, secrets included.
+fn defaults_of<T: Serialize + Default>() -> Result<figment::value::Value, StartupError> {
+    REVEAL_SECRETS.with(|r| r.set(true));
+    let value = figment::value::Value::serialize(T::default());
+    REVEAL_SECRETS.with(|r| r.set(false));
+    value.map_err(|e| StartupError::Config(e.to_string()))
+}
+
+/// Loads the configuration of `service` from all layers. The service's own defaults are the
+/// bottom layer, so overriding one key keeps its siblings' service defaults.
 pub fn load<T>(service: &str, args: &CommonArgs) -> Result<T, StartupError>
 where
     T: DeserializeOwned + Serialize + Default,
 {
-    let mut figment = Figment::new();
+    let mut figment = Figment::from(Serialized::defaults(defaults_of::<T>()?));
     match &args.config {
         Some(path) => {
             if !path.exists() {
@@ -89,8 +102,8 @@ impl Secret {
 
 impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0.is_empty() {
-            s.serialize_str("")
+        if self.0.is_empty() || REVEAL_SECRETS.with(|r| r.get()) {
+            s.serialize_str(&self.0)
         } else {
             s.serialize_str("<redacted>")
         }
@@ -154,6 +167,24 @@ mod tests {
         fn default() -> Self {
             Self { url: Secret::new("postgres://localhost/db") }
         }
+    }
+
+    #[test]
+    fn overriding_one_key_keeps_the_service_defaults_of_its_siblings() {
+        let args = CommonArgs { overrides: vec!["server.grace_secs=1".into()], ..Default::default() };
+        #[derive(Debug, Serialize, serde::Deserialize)]
+        #[serde(default)]
+        struct Svc {
+            server: Server,
+        }
+        impl Default for Svc {
+            fn default() -> Self {
+                Self { server: Server { listen: "127.0.0.1:7063".into(), grace_secs: 10 } }
+            }
+        }
+        let cfg: Svc = load("cfgtest", &args).expect("load");
+        assert_eq!(cfg.server.listen, "127.0.0.1:7063");
+        assert_eq!(cfg.server.grace_secs, 1);
     }
 
     #[test]

@@ -147,3 +147,23 @@ async fn invalid_bookings_name_every_field() {
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_booking_trace_continues_through_kafka() {
+    zhengna_test_util::span_capture();
+    let stack = Stack::start().await;
+    let token = stack.token("taxpayer-jinan");
+    let mut client = AppointmentServiceClient::new(stack.gateway_channel().await);
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let mut req = authed(booking("traced-1"), &token);
+    req.metadata_mut().insert("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01").parse().expect("ascii"));
+    client.book_appointment(req).await.expect("book");
+    let consumed = zhengna_test_util::eventually(Duration::from_secs(30), || async {
+        zhengna_test_util::finished_spans()
+            .into_iter()
+            .find(|s| s.name == "kafka.consume" && s.span_context.trace_id().to_string() == trace_id)
+    })
+    .await;
+    assert!(consumed.is_some(), "the consumer's span joins the booking's trace via the traceparent header");
+    stack.stop().await;
+}

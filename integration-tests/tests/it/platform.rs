@@ -70,3 +70,25 @@ async fn later_methods_say_unimplemented_and_name_their_issue() {
     assert!(err.message().contains("issue 4"), "{}", err.message());
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_grpc_calls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start().await;
+    let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
+    client
+        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &stack.token("taxpayer-jinan")))
+        .await
+        .expect("start");
+    let mut conn = tokio::net::TcpStream::connect(stack.session_metrics).await.expect("metrics endpoint");
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut body = String::new();
+    conn.read_to_string(&mut body).await.expect("read");
+    assert!(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"), "{body}");
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("grpc_server_requests_total") && l.contains("StartConversation"))
+        .unwrap_or_else(|| panic!("no StartConversation counter in:\n{body}"));
+    assert!(line.ends_with(" 1") || line.contains("} 1"), "{line}");
+    stack.stop().await;
+}

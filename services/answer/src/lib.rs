@@ -108,6 +108,10 @@ impl App {
         self.server.addr
     }
 
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.server.metrics_addr
+    }
+
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.shutdown.cancelled().await;
         self.server.stopped().await
