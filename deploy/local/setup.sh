@@ -47,10 +47,13 @@ if [ -z "${TANSU_BIN:-}" ] && [ ! -x "$TOOLS/bin/tansu" ] && ! command -v tansu 
   cargo install tansu --version 0.6.0 --locked --features "dynostore postgres" --root "$TOOLS"
 fi
 
-# Node packages (lockfiles committed; installs only when missing or changed).
+# Node packages (lockfiles committed; installs only when missing or changed). tools/ uses
+# `npm install`: npm's lockfile for @bufbuild/buf lists only this platform's optional
+# binary, which `npm ci` rejects.
 for dir in integration-tests/grpc-web tools; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    say "npm ci in $dir"; (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    if [ "$dir" = tools ]; then verb=install; else verb=ci; fi
+    say "npm $verb in $dir"; (cd "$dir" && npm "$verb" --no-audit --no-fund --loglevel=error)
   fi
 done
 say "ready"
