@@ -15,6 +15,9 @@ dev: setup ## Run the whole platform locally with a seeded KB and demo logins (C
 	cargo run -q -p xtask -- dev
 
 test: setup ## Run all tests (unit, service, integration, grpc-web) against real PostgreSQL and a real broker
+	@# Databases left by interrupted earlier runs (tests drop their own when they finish).
+	@psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'zt\_%'" 2>/dev/null \
+	  | while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"; done || true
 	cargo build --workspace --all-targets
 ifeq ($(NEXTEST),yes)
 	cargo nextest run --workspace --profile $(if $(CI),ci,default)

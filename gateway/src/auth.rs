@@ -220,6 +220,7 @@ impl Authenticator {
             let issuer = &self.issuers[key.issuer];
             let mut v = Validation::new(key.alg);
             v.leeway = self.leeway;
+            v.validate_nbf = true;
             v.set_issuer(&[&issuer.issuer]);
             v.set_required_spec_claims(&["exp", "iss", "sub"]);
             if issuer.audience.is_empty() {

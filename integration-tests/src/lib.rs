@@ -32,6 +32,7 @@ pub struct Stack {
     pub minter: Minter,
     pub broker: Broker,
     pub messaging_db: String,
+    databases: Vec<String>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<Result<(), StartupError>>>,
     _jwks_dir: TempDir,
@@ -58,10 +59,14 @@ impl Stack {
         let kafka = broker.kafka_config();
         let mut tasks = Vec::new();
 
+        let dbs: Vec<_> = ["answer", "queue", "session", "appointment", "messaging"].map(fresh_db).into();
+        let databases = dbs.iter().map(|d| d.url.expose().rsplit('/').next().unwrap_or_default().to_owned()).collect();
+        let [answer_db, queue_db, session_db, appointment_db, messaging_db]: [_; 5] =
+            dbs.try_into().expect("five databases");
         let answer = zhengna_answer::App::build(
             zhengna_answer::Config {
                 server: local(),
-                db: fresh_db("answer"),
+                db: answer_db,
                 identity: id_cfg.clone(),
                 seed: zhengna_answer::SeedConfig { catalog_path: Some(zhengna_answer::bundled_catalog()) },
                 ..Default::default()
@@ -74,7 +79,7 @@ impl Stack {
         tasks.push(tokio::spawn(answer.run_until_stopped()));
 
         let queue = zhengna_queue::App::build(
-            zhengna_queue::Config { server: local(), db: fresh_db("queue"), identity: id_cfg.clone(), ..Default::default() },
+            zhengna_queue::Config { server: local(), db: queue_db, identity: id_cfg.clone(), ..Default::default() },
             shutdown.clone(),
         )
         .await
@@ -85,7 +90,7 @@ impl Stack {
         let session = zhengna_session::App::build(
             zhengna_session::Config {
                 server: local(),
-                db: fresh_db("session"),
+                db: session_db,
                 identity: id_cfg.clone(),
                 answer: zhengna_session::UpstreamConfig { url: format!("http://{answer_addr}"), timeout_ms: 5000 },
                 ..Default::default()
@@ -101,7 +106,7 @@ impl Stack {
         let appointment = zhengna_appointment::App::build(
             zhengna_appointment::Config {
                 server: local(),
-                db: fresh_db("appointment"),
+                db: appointment_db,
                 kafka: kafka.clone(),
                 identity: id_cfg.clone(),
                 ..Default::default()
@@ -113,7 +118,6 @@ impl Stack {
         let appointment_addr = appointment.addr();
         tasks.push(tokio::spawn(appointment.run_until_stopped()));
 
-        let messaging_db = fresh_db("messaging");
         let messaging_url = messaging_db.url.expose().to_owned();
         let messaging = zhengna_messaging::App::build(
             zhengna_messaging::Config {
@@ -163,6 +167,7 @@ impl Stack {
             .into_iter()
             .map(|(k, a)| (k.to_owned(), format!("http://{a}")))
             .collect(),
+            web_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/static"),
             ..Default::default()
         };
         let gateway = zhengna_gateway::App::build(gw_cfg, shutdown.clone()).await.expect("gateway starts");
@@ -181,6 +186,7 @@ impl Stack {
             minter,
             broker,
             messaging_db: messaging_url,
+            databases,
             shutdown,
             tasks,
             _jwks_dir: TempDir(dir),
@@ -210,11 +216,13 @@ impl Stack {
         Channel::from_shared(format!("http://{}", self.gateway)).expect("url").connect().await.expect("connect gateway")
     }
 
+    /// Stops every service and drops the test's databases.
     pub async fn stop(self) {
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        zhengna_test_util::drop_databases(&self.databases).await;
     }
 }
 

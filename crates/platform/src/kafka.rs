@@ -398,8 +398,7 @@ async fn process<H: Handler>(
     let span = tracing::info_span!("kafka.consume", otel.kind = "consumer", topic = msg.topic(), %event_type, group);
     telemetry::set_parent_from_traceparent(&span, header(msg, HEADER_TRACEPARENT));
     let Some(event_id) = event_id else {
-        dead_letter(pool, group, None, msg, &event_type, "missing or invalid event-id header").await;
-        return true;
+        return dead_letter_until_recorded(pool, group, None, msg, &event_type, "missing or invalid event-id header", shutdown).await;
     };
     let envelope = Envelope {
         event_id,
@@ -415,8 +414,7 @@ async fn process<H: Handler>(
             Ok(()) => return true,
             Err(HandlerError::Permanent(err)) => {
                 tracing::error!(parent: &span, %event_id, error = %err, "event dead-lettered");
-                dead_letter(pool, group, Some(event_id), msg, &event_type, &err).await;
-                return true;
+                return dead_letter_until_recorded(pool, group, Some(event_id), msg, &event_type, &err, shutdown).await;
             }
             Err(HandlerError::Retry(err)) => {
                 metrics::counter!("consumer_retries_total", "group" => group.to_owned()).increment(1);
@@ -451,7 +449,31 @@ async fn handle_once<H: Handler>(pool: &PgPool, group: &str, handler: &H, env: &
     Ok(())
 }
 
-async fn dead_letter(pool: &PgPool, group: &str, event_id: Option<Uuid>, msg: &BorrowedMessage<'_>, event_type: &str, error: &str) {
+/// Records a dead letter, retrying until it is stored (true) or shutdown interrupts (false):
+/// the offset must not move past an event that is neither handled nor recorded.
+async fn dead_letter_until_recorded(
+    pool: &PgPool,
+    group: &str,
+    event_id: Option<Uuid>,
+    msg: &BorrowedMessage<'_>,
+    event_type: &str,
+    error: &str,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if dead_letter(pool, group, event_id, msg, event_type, error).await {
+            return true;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn dead_letter(pool: &PgPool, group: &str, event_id: Option<Uuid>, msg: &BorrowedMessage<'_>, event_type: &str, error: &str) -> bool {
     let res = async {
         let mut tx = pool.begin().await?;
         if let Some(id) = event_id {
@@ -478,8 +500,14 @@ async fn dead_letter(pool: &PgPool, group: &str, event_id: Option<Uuid>, msg: &B
         tx.commit().await
     }
     .await;
-    metrics::counter!("consumer_dead_letters_total", "group" => group.to_owned()).increment(1);
-    if let Err(e) = res {
-        tracing::error!(error = %e, "could not record dead letter");
+    match res {
+        Ok(()) => {
+            metrics::counter!("consumer_dead_letters_total", "group" => group.to_owned()).increment(1);
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record dead letter; retrying");
+            false
+        }
     }
 }

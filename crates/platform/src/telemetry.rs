@@ -56,25 +56,23 @@ pub fn init(service: &'static str, cfg: &TelemetryConfig) -> Result<TelemetryGua
     } else {
         tracing_subscriber::fmt::layer().boxed()
     };
-    let (otel, provider) = if cfg.otlp_endpoint.is_empty() {
-        (None, None)
-    } else {
+    // Spans always get OpenTelemetry contexts, so trace context propagates through gRPC and
+    // Kafka even when nothing is exported; the OTLP exporter is added only when configured.
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build());
+    if !cfg.otlp_endpoint.is_empty() {
         use opentelemetry_otlp::WithExportConfig;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(cfg.otlp_endpoint.clone())
             .build()
             .map_err(|e| StartupError::Telemetry(e.to_string()))?;
-        let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_resource(
-                opentelemetry_sdk::Resource::builder().with_service_name(service).build(),
-            )
-            .build();
-        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
-        opentelemetry::global::set_tracer_provider(provider.clone());
-        (Some(layer), Some(provider))
-    };
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let provider = Some(provider);
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)

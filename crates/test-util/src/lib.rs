@@ -29,6 +29,17 @@ pub fn fresh_db(prefix: &str) -> DbConfig {
     DbConfig { url: Secret::new(format!("{}/{}", pg_base(), &name[..name.len().min(60)])), max_connections: 5, create_if_missing: true }
 }
 
+/// Drops test databases (closing their remaining connections).
+pub async fn drop_databases(names: &[String]) {
+    use sqlx::Connection;
+    let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base())).await else { return };
+    for name in names.iter().filter(|n| n.starts_with("zt_") && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+    }
+    let _ = conn.close().await;
+}
+
 /// A random identity key shared by a test's gateway and services.
 pub fn identity() -> (IdentityConfig, IdentityKey) {
     let bytes: [u8; 32] = rand::thread_rng().r#gen();

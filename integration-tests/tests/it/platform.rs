@@ -92,3 +92,42 @@ async fn metrics_count_grpc_calls() {
     assert!(line.ends_with(" 1") || line.contains("} 1"), "{line}");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_serves_the_web_build_and_answers_cors_preflight() {
+    let stack = Stack::start().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", stack.gateway);
+    let page = http.get(format!("{base}/")).send().await.expect("GET /");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("body").contains("征纳互动"));
+    // Client-side routes fall back to index.html.
+    let deep = http.get(format!("{base}/personal/appointments")).send().await.expect("GET deep link");
+    assert_eq!(deep.status(), 200);
+
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, format!("{base}/zhengna.session.v1.ConversationService/SendMessage"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,x-grpc-web,authorization")
+            .send()
+    };
+    let allowed = preflight("http://localhost:8080").await.expect("preflight");
+    assert_eq!(
+        allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("http://localhost:8080")
+    );
+    let refused = preflight("https://evil.example").await.expect("preflight");
+    assert!(refused.headers().get("access-control-allow-origin").is_none(), "unknown origins get no CORS grant");
+    stack.stop().await;
+}
+
+#[test]
+fn every_service_migration_carries_the_platform_outbox_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let schema = zhengna_platform::outbox::SCHEMA_SQL;
+    for svc in ["answer", "queue", "session", "appointment", "messaging"] {
+        let sql = std::fs::read_to_string(root.join(format!("services/{svc}/migrations/0001_init.sql"))).expect("migration");
+        assert!(sql.contains(schema.trim()), "{svc}'s first migration must contain crates/platform/src/outbox_schema.sql verbatim");
+    }
+}

@@ -11,7 +11,7 @@ use crate::inbox::{Cursor, Inbox, ListQuery, NotificationRow};
 
 const DEFAULT_PAGE: i32 = 20;
 const MAX_PAGE: i32 = 100;
-const MAX_MARK_IDS: usize = 500;
+const MAX_MARK_IDS: usize = 100;
 
 pub struct InboxApi {
     inbox: Inbox,
@@ -76,10 +76,11 @@ impl pb::inbox_service_server::InboxService for InboxApi {
             Err(_) => return Err(ApiError::invalid("category", "unknown category", "消息类别有误。").into()),
         };
         let page = r.page.clone().unwrap_or_default();
+        // Zero means the default; above the maximum is clamped (common.v1.PageRequest).
         let size = match page.page_size {
             0 => DEFAULT_PAGE,
-            n if (1..=MAX_PAGE).contains(&n) => n,
-            _ => return Err(ApiError::invalid("page.page_size", "must be between 1 and 100", "每页条数须在1到100之间。").into()),
+            n if n < 0 => return Err(ApiError::invalid("page.page_size", "must not be negative", "分页参数有误，请刷新后重试。").into()),
+            n => n.min(MAX_PAGE),
         };
         let after = match page.page_token.as_str() {
             "" => None,
@@ -134,13 +135,15 @@ impl pb::inbox_service_server::InboxService for InboxApi {
     ) -> Result<Response<pb::MarkNotificationsReadResponse>, Status> {
         let caller = identity::caller(&request)?;
         let r = request.get_ref();
-        let ids = match (r.all, r.ids.is_empty()) {
-            (true, true) => None,
-            (false, false) if r.ids.len() <= MAX_MARK_IDS => {
-                Some(r.ids.iter().enumerate().map(|(i, s)| parse_id(&format!("ids[{i}]"), s)).collect::<Result<Vec<_>, _>>()?)
-            }
-            (false, false) => return Err(ApiError::invalid("ids", "at most 500 ids", "一次最多标记500条消息。").into()),
-            _ => return Err(ApiError::invalid("ids", "give either ids or all=true", "请选择要标记为已读的消息。").into()),
+        // With all=true the ids are ignored.
+        let ids = if r.all {
+            None
+        } else if r.ids.is_empty() {
+            return Err(ApiError::invalid("ids", "give ids or all=true", "请选择要标记为已读的消息。").into());
+        } else if r.ids.len() > MAX_MARK_IDS {
+            return Err(ApiError::invalid("ids", "at most 100 ids", "一次最多标记100条消息。").into());
+        } else {
+            Some(r.ids.iter().enumerate().map(|(i, s)| parse_id(&format!("ids[{i}]"), s)).collect::<Result<Vec<_>, _>>()?)
         };
         let marked = self.inbox.mark_read(&caller.taxpayer()?.tax_id, ids.as_deref()).await?;
         Ok(Response::new(pb::MarkNotificationsReadResponse { marked: marked as i32 }))

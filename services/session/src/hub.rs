@@ -39,8 +39,8 @@ impl Hub {
                 };
                 match next {
                     Ok(Some(n)) => {
-                        let id = Uuid::parse_str(n.payload()).ok();
-                        let _ = sender.send(Wake(id.or(None)));
+                        // An unparsable payload wakes everyone rather than no one.
+                        let _ = sender.send(Wake(Uuid::parse_str(n.payload()).ok()));
                     }
                     // The connection dropped and was re-established: notifications may
                     // have been missed, so every subscriber re-reads.

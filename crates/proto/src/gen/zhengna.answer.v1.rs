@@ -5792,8 +5792,8 @@ pub mod moderation_admin_service_server {
     }
 }
 /// Envelope of every event on the Kafka topic `zhengna.answer.v1.events`.
-/// The record key is aggregate_id; the event id, event type (the payload field name, e.g.
-/// "question_asked") and trace context travel in the headers `event-id`, `event-type` and
+/// The record key is aggregate_id; the event id, event type (the fully qualified payload message
+/// name, e.g. "zhengna.answer.v1.QuestionAsked") and trace context travel in the headers `event-id`, `event-type` and
 /// `traceparent`. Consumers must be idempotent (at-least-once delivery).
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AnswerEvent {

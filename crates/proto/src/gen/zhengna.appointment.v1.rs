@@ -2828,8 +2828,8 @@ pub mod appointment_admin_service_server {
     }
 }
 /// Envelope of every event on the Kafka topic `zhengna.appointment.v1.events`.
-/// The record key is aggregate_id; the event id, event type (the payload field name, e.g.
-/// "booked") and trace context travel in the headers `event-id`, `event-type` and
+/// The record key is aggregate_id; the event id, event type (the fully qualified payload message
+/// name, e.g. "zhengna.appointment.v1.Booked") and trace context travel in the headers `event-id`, `event-type` and
 /// `traceparent`. Consumers must be idempotent (at-least-once delivery).
 /// Every payload carries the appointment as it is after the change.
 #[derive(Clone, PartialEq, ::prost::Message)]

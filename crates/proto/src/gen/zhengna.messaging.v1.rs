@@ -4368,8 +4368,8 @@ pub mod ticket_desk_service_server {
     }
 }
 /// Envelope of every event on the Kafka topic `zhengna.messaging.v1.events`.
-/// The record key is aggregate_id; the event id, event type (the payload field name, e.g.
-/// "ticket_resolved") and trace context travel in the headers `event-id`, `event-type` and
+/// The record key is aggregate_id; the event id, event type (the fully qualified payload message
+/// name, e.g. "zhengna.messaging.v1.TicketResolved") and trace context travel in the headers `event-id`, `event-type` and
 /// `traceparent`. Consumers must be idempotent (at-least-once delivery).
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct MessagingEvent {

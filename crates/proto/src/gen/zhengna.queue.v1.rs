@@ -3305,8 +3305,8 @@ pub mod agent_desk_service_server {
     }
 }
 /// Envelope of every event on the Kafka topic `zhengna.queue.v1.events`.
-/// The record key is aggregate_id; the event id, event type (the payload field name, e.g.
-/// "entry_assigned") and trace context travel in the headers `event-id`, `event-type` and
+/// The record key is aggregate_id; the event id, event type (the fully qualified payload message
+/// name, e.g. "zhengna.queue.v1.EntryAssigned") and trace context travel in the headers `event-id`, `event-type` and
 /// `traceparent`. Consumers must be idempotent (at-least-once delivery).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct QueueEvent {

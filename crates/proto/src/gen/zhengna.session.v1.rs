@@ -4766,8 +4766,8 @@ pub mod agent_conversation_service_server {
     }
 }
 /// Envelope of every event on the Kafka topic `zhengna.session.v1.events`.
-/// The record key is aggregate_id; the event id, event type (the payload field name, e.g.
-/// "message_sent") and trace context travel in the headers `event-id`, `event-type` and
+/// The record key is aggregate_id; the event id, event type (the fully qualified payload message
+/// name, e.g. "zhengna.session.v1.MessageSent") and trace context travel in the headers `event-id`, `event-type` and
 /// `traceparent`. Consumers must be idempotent (at-least-once delivery).
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SessionEvent {
