@@ -10,8 +10,8 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use zhengna_platform::identity::{Agent, AgentRole, Caller, Taxpayer};
 use zhengna_platform::StartupError;
+use zhengna_platform::identity::{Agent, AgentRole, Caller, Taxpayer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -167,7 +167,8 @@ impl Authenticator {
         let issuer = &self.issuers[index];
         let set: JwkSet = match (&issuer.jwks_path, &issuer.jwks_url) {
             (Some(path), _) => {
-                let text = tokio::fs::read_to_string(path).await.map_err(|e| format!("jwks {}: {e}", path.display()))?;
+                let text =
+                    tokio::fs::read_to_string(path).await.map_err(|e| format!("jwks {}: {e}", path.display()))?;
                 serde_json::from_str(&text).map_err(|e| format!("jwks {}: {e}", path.display()))?
             }
             (None, Some(url)) => http
@@ -190,7 +191,12 @@ impl Authenticator {
     }
 
     /// Re-reads every JWKS periodically so IdP key rotation needs no restart.
-    pub async fn refresh_forever(self, http: reqwest::Client, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    pub async fn refresh_forever(
+        self,
+        http: reqwest::Client,
+        every: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

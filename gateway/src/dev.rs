@@ -205,6 +205,12 @@ impl DemoIdentity {
 pub fn dev_issuers() -> Vec<IssuerConfig> {
     [(DEV_TAXPAYER_ISSUER, CallerKind::Taxpayer), (DEV_STAFF_ISSUER, CallerKind::Agent)]
         .into_iter()
-        .map(|(issuer, kind)| IssuerConfig { issuer: issuer.into(), audience: String::new(), kind, jwks_path: None, jwks_url: None })
+        .map(|(issuer, kind)| IssuerConfig {
+            issuer: issuer.into(),
+            audience: String::new(),
+            kind,
+            jwks_path: None,
+            jwks_url: None,
+        })
         .collect()
 }

@@ -126,16 +126,18 @@ impl App {
             return Err(StartupError::Config("auth.issuers is empty and auth.dev_issuer is off".into()));
         }
         let auth = Authenticator::new(issuers, cfg.auth.leeway_secs);
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| StartupError::Other(format!("http client: {e}")))?;
+        let http = reqwest::Client::builder().build().map_err(|e| StartupError::Other(format!("http client: {e}")))?;
         auth.load_all(&http).await?;
         if let Some(m) = &minter {
             let n = auth.issuers().len();
             auth.set_jwks(n - 2, m.jwks());
             auth.set_jwks(n - 1, m.jwks());
         }
-        tokio::spawn(auth.clone().refresh_forever(http, Duration::from_secs(cfg.auth.refresh_secs.max(10)), shutdown.clone()));
+        tokio::spawn(auth.clone().refresh_forever(
+            http,
+            Duration::from_secs(cfg.auth.refresh_secs.max(10)),
+            shutdown.clone(),
+        ));
 
         let mut backends = HashMap::new();
         for (package, url) in &cfg.backends {
@@ -146,7 +148,10 @@ impl App {
         let forward = proxy::Forward::new(
             auth,
             key,
-            proxy::Routes { backends, taxpayer_services: cfg.taxpayer_services.iter().cloned().collect::<HashSet<_>>() },
+            proxy::Routes {
+                backends,
+                taxpayer_services: cfg.taxpayer_services.iter().cloned().collect::<HashSet<_>>(),
+            },
         );
         let grpc = tower::ServiceBuilder::new().layer(tonic_web::GrpcWebLayer::new()).service(forward);
         let index = cfg.web_dir.join("index.html");
@@ -188,8 +193,10 @@ impl App {
                             };
                             let ttl = q.ttl_secs.unwrap_or(8 * 3600).clamp(60, 24 * 3600);
                             match m.mint(&who.claims(chrono::Utc::now().timestamp(), ttl)) {
-                                Ok(token) => axum::Json(serde_json::json!({ "token": token, "expires_in": ttl, "identity": who }))
-                                    .into_response(),
+                                Ok(token) => axum::Json(
+                                    serde_json::json!({ "token": token, "expires_in": ttl, "identity": who }),
+                                )
+                                .into_response(),
                                 Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
                             }
                         }
@@ -204,10 +211,13 @@ impl App {
         let addr = listener.local_addr()?;
         let metrics_listener = TcpListener::bind(cfg.metrics_listen).await?;
         let handle = zhengna_platform::server::metrics_handle();
-        let metrics_app = axum::Router::new().route("/metrics", axum::routing::get(move || std::future::ready(handle.render())));
+        let metrics_app =
+            axum::Router::new().route("/metrics", axum::routing::get(move || std::future::ready(handle.render())));
         let s = shutdown.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+            let _ = axum::serve(metrics_listener, metrics_app)
+                .with_graceful_shutdown(async move { s.cancelled().await })
+                .await;
         });
         let s = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -249,10 +259,6 @@ fn cors_layer(origins: &[String]) -> Result<CorsLayer, StartupError> {
             header("traceparent"),
             header("connect-protocol-version"),
         ])
-        .expose_headers([
-            header("grpc-status"),
-            header("grpc-message"),
-            header("grpc-status-details-bin"),
-        ])
+        .expose_headers([header("grpc-status"), header("grpc-message"), header("grpc-status-details-bin")])
         .max_age(Duration::from_secs(600)))
 }

@@ -29,10 +29,8 @@ pub fn generate(root: &Path, out: &Path) -> Result<()> {
     let proto_dir = root.join("proto");
     let mut files = Vec::new();
     proto_files(&proto_dir, &mut files)?;
-    let relative: Vec<PathBuf> = files
-        .iter()
-        .map(|f| f.strip_prefix(&proto_dir).map(Path::to_path_buf))
-        .collect::<Result<_, _>>()?;
+    let relative: Vec<PathBuf> =
+        files.iter().map(|f| f.strip_prefix(&proto_dir).map(Path::to_path_buf)).collect::<Result<_, _>>()?;
     let fds = protox::compile(&relative, [&proto_dir]).context("compiling protos")?;
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;

@@ -47,10 +47,7 @@ where
     match &args.config {
         Some(path) => {
             if !path.exists() {
-                return Err(StartupError::Config(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+                return Err(StartupError::Config(format!("config file {} does not exist", path.display())));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -64,17 +61,13 @@ where
     let prefix = format!("ZHENGNA_{}__", service.to_uppercase());
     figment = figment.merge(Env::prefixed(&prefix).split("__"));
     for kv in &args.overrides {
-        let (key, value) = kv.split_once('=').ok_or_else(|| {
-            StartupError::Config(format!("--set expects KEY=VALUE, got `{kv}`"))
-        })?;
-        let value: figment::value::Value = value
-            .parse()
-            .map_err(|e| StartupError::Config(format!("--set {key}: {e}")))?;
+        let (key, value) =
+            kv.split_once('=').ok_or_else(|| StartupError::Config(format!("--set expects KEY=VALUE, got `{kv}`")))?;
+        let value: figment::value::Value =
+            value.parse().map_err(|e| StartupError::Config(format!("--set {key}: {e}")))?;
         figment = figment.merge(Serialized::default(key.trim(), value));
     }
-    figment
-        .extract()
-        .map_err(|e| StartupError::Config(e.to_string()))
+    figment.extract().map_err(|e| StartupError::Config(e.to_string()))
 }
 
 /// Renders a configuration as TOML for `--dump-config`.
@@ -145,10 +138,8 @@ mod tests {
 
     #[test]
     fn flags_override_defaults_and_secrets_are_redacted() {
-        let args = CommonArgs {
-            overrides: vec!["server.grace_secs=9".into(), "secret=s3cr3t".into()],
-            ..Default::default()
-        };
+        let args =
+            CommonArgs { overrides: vec!["server.grace_secs=9".into(), "secret=s3cr3t".into()], ..Default::default() };
         let cfg: Cfg = load("cfgtest", &args).expect("load");
         assert_eq!(cfg.server.grace_secs, 9);
         assert_eq!(cfg.server.listen, "127.0.0.1:1");

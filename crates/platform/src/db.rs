@@ -42,11 +42,8 @@ pub async fn connect(cfg: &DbConfig, migrator: &Migrator) -> Result<PgPool, Star
     if cfg.url.is_empty() {
         return Err(StartupError::Config("db.url is not set".into()));
     }
-    let opts: PgConnectOptions = cfg
-        .url
-        .expose()
-        .parse()
-        .map_err(|e: sqlx::Error| StartupError::Config(format!("db.url: {e}")))?;
+    let opts: PgConnectOptions =
+        cfg.url.expose().parse().map_err(|e: sqlx::Error| StartupError::Config(format!("db.url: {e}")))?;
     let opts = opts.log_statements(tracing::log::LevelFilter::Trace);
     if cfg.create_if_missing {
         create_database(&opts).await?;

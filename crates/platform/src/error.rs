@@ -17,16 +17,8 @@ pub struct FieldViolation {
 }
 
 impl FieldViolation {
-    pub fn new(
-        field: impl Into<String>,
-        description: impl Into<String>,
-        user_message: impl Into<String>,
-    ) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-            user_message: user_message.into(),
-        }
+    pub fn new(field: impl Into<String>, description: impl Into<String>, user_message: impl Into<String>) -> Self {
+        Self { field: field.into(), description: description.into(), user_message: user_message.into() }
     }
 }
 
@@ -54,10 +46,7 @@ pub enum ApiError {
 }
 
 fn summary(v: &[FieldViolation]) -> String {
-    v.iter()
-        .map(|f| format!("{}: {}", f.field, f.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    v.iter().map(|f| format!("{}: {}", f.field, f.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl ApiError {
@@ -92,11 +81,7 @@ impl From<ApiError> for Status {
                 for v in violations {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
-                let text = violations
-                    .iter()
-                    .map(|v| v.user_message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("；");
+                let text = violations.iter().map(|v| v.user_message.as_str()).collect::<Vec<_>>().join("；");
                 details.set_localized_message("zh-CN", text);
                 return Status::with_error_details(Code::InvalidArgument, err.to_string(), details);
             }
@@ -105,9 +90,7 @@ impl From<ApiError> for Status {
             ApiError::NotFound(m) => (Code::NotFound, m.clone()),
             ApiError::AlreadyExists(m) => (Code::AlreadyExists, m.clone()),
             ApiError::FailedPrecondition(m) => (Code::FailedPrecondition, m.clone()),
-            ApiError::Unimplemented(topic) => {
-                (Code::Unimplemented, format!("not implemented yet: {topic}"))
-            }
+            ApiError::Unimplemented(topic) => (Code::Unimplemented, format!("not implemented yet: {topic}")),
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "dependency unavailable");
                 (Code::Unavailable, "service temporarily unavailable".to_owned())
@@ -149,8 +132,7 @@ mod tests {
 
     #[test]
     fn invalid_argument_carries_field_and_chinese_text() {
-        let status: Status =
-            ApiError::invalid("content.text", "must not be empty", "请输入您要咨询的问题").into();
+        let status: Status = ApiError::invalid("content.text", "must not be empty", "请输入您要咨询的问题").into();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("content.text"));
         let details = status.get_error_details();

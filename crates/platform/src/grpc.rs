@@ -121,10 +121,9 @@ where
 /// implement the method; explicit messages are left alone.
 fn name_unimplemented_topic(res: &mut http::Response<Body>, topic: &str) {
     let is_unimplemented = res.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"12");
-    let explicit = res
-        .headers()
-        .get("grpc-message")
-        .is_some_and(|v| v.as_bytes().starts_with(b"not%20implemented%20yet") || v.as_bytes().starts_with(b"not implemented yet"));
+    let explicit = res.headers().get("grpc-message").is_some_and(|v| {
+        v.as_bytes().starts_with(b"not%20implemented%20yet") || v.as_bytes().starts_with(b"not implemented yet")
+    });
     if is_unimplemented && !explicit {
         let msg = format!("not implemented yet: {topic}");
         let status = tonic::Status::unimplemented(msg);

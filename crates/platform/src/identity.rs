@@ -262,9 +262,7 @@ pub struct IdentityConfig {
 impl IdentityConfig {
     pub fn key(&self) -> Result<IdentityKey, crate::StartupError> {
         IdentityKey::new(self.key.expose().as_bytes()).map_err(|_| {
-            crate::StartupError::Config(
-                "identity.key is not set (env ZHENGNA_<SERVICE>__IDENTITY__KEY)".into(),
-            )
+            crate::StartupError::Config("identity.key is not set (env ZHENGNA_<SERVICE>__IDENTITY__KEY)".into())
         })
     }
 }

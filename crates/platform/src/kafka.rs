@@ -128,11 +128,17 @@ pub struct Relay {
 }
 
 /// Advisory lock key shared by every relay of a database.
-const RELAY_LOCK: i64 = 0x7a68_656e_676e_61; // "zhengna"
+const RELAY_LOCK: i64 = 0x007a_6865_6e67_6e61; // "zhengna"
 
 impl Relay {
     pub fn new(pool: PgPool, cfg: &KafkaConfig) -> Result<Self, StartupError> {
-        Ok(Self { cfg: cfg.clone(), pool, producer: producer(cfg)?, poll: Duration::from_millis(cfg.relay_poll_ms), batch: 100 })
+        Ok(Self {
+            cfg: cfg.clone(),
+            pool,
+            producer: producer(cfg)?,
+            poll: Duration::from_millis(cfg.relay_poll_ms),
+            batch: 100,
+        })
     }
 
     /// Runs until `shutdown`; publishing errors are retried with backoff, never skipped.
@@ -197,13 +203,14 @@ impl Relay {
     /// topics (a restarted in-memory broker, a cluster rebuilt from scratch) would otherwise
     /// hold every send until it times out.
     async fn recreate_topics(&self) {
-        let topics: Vec<String> = match sqlx::query_scalar("SELECT DISTINCT topic FROM outbox WHERE published_at IS NULL")
-            .fetch_all(&self.pool)
-            .await
-        {
-            Ok(t) => t,
-            Err(_) => return,
-        };
+        let topics: Vec<String> =
+            match sqlx::query_scalar("SELECT DISTINCT topic FROM outbox WHERE published_at IS NULL")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(t) => t,
+                Err(_) => return,
+            };
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         if let Err(e) = ensure_topics(&self.cfg, &refs).await {
             tracing::debug!(error = %e, "could not ensure topics");
@@ -378,11 +385,7 @@ pub async fn run_consumer<H: Handler>(
 }
 
 fn header<'a>(msg: &'a BorrowedMessage<'a>, name: &str) -> Option<&'a str> {
-    msg.headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
+    msg.headers()?.iter().find(|h| h.key == name).and_then(|h| h.value).and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// Handles one message until it is done (true) or shutdown interrupts a retry (false).
@@ -398,7 +401,16 @@ async fn process<H: Handler>(
     let span = tracing::info_span!("kafka.consume", otel.kind = "consumer", topic = msg.topic(), %event_type, group);
     telemetry::set_parent_from_traceparent(&span, header(msg, HEADER_TRACEPARENT));
     let Some(event_id) = event_id else {
-        return dead_letter_until_recorded(pool, group, None, msg, &event_type, "missing or invalid event-id header", shutdown).await;
+        return dead_letter_until_recorded(
+            pool,
+            group,
+            None,
+            msg,
+            &event_type,
+            "missing or invalid event-id header",
+            shutdown,
+        )
+        .await;
     };
     let envelope = Envelope {
         event_id,
@@ -473,7 +485,14 @@ async fn dead_letter_until_recorded(
     }
 }
 
-async fn dead_letter(pool: &PgPool, group: &str, event_id: Option<Uuid>, msg: &BorrowedMessage<'_>, event_type: &str, error: &str) -> bool {
+async fn dead_letter(
+    pool: &PgPool,
+    group: &str,
+    event_id: Option<Uuid>,
+    msg: &BorrowedMessage<'_>,
+    event_type: &str,
+    error: &str,
+) -> bool {
     let res = async {
         let mut tx = pool.begin().await?;
         if let Some(id) = event_id {

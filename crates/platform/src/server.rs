@@ -107,11 +107,7 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningServer, StartupError> {
         .build_v1alpha()
         .map_err(|e| StartupError::Other(format!("reflection: {e}")))?;
 
-    let routes = opts
-        .routes
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    let routes = opts.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let shutdown = opts.shutdown.clone();
     let names = opts.health_names.clone();
@@ -132,13 +128,7 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningServer, StartupError> {
     );
     let metrics = tokio::spawn(serve_metrics(metrics_listener, metrics_handle(), opts.shutdown.clone()));
     tracing::info!(%addr, %metrics_addr, service, "serving");
-    Ok(RunningServer {
-        addr,
-        metrics_addr,
-        grpc,
-        metrics,
-        grace: Duration::from_secs(opts.config.shutdown_grace_secs),
-    })
+    Ok(RunningServer { addr, metrics_addr, grpc, metrics, grace: Duration::from_secs(opts.config.shutdown_grace_secs) })
 }
 
 /// The process-wide Prometheus recorder (installed on first use).
@@ -159,10 +149,7 @@ async fn serve_metrics(listener: TcpListener, handle: PrometheusHandle, shutdown
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(move || std::future::ready(handle.render())))
         .route("/healthz", axum::routing::get(|| std::future::ready("ok")));
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    {
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
         tracing::warn!(error = %e, "metrics endpoint stopped");
     }
 }

@@ -85,9 +85,7 @@ pub fn init(service: &'static str, cfg: &TelemetryConfig) -> Result<TelemetryGua
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) =
-            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
-        {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
             self.0.insert(k, v);
         }
     }

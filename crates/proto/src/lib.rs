@@ -4,6 +4,7 @@
 //! Regenerate with `cargo xtask codegen`; `xtask`'s tests fail when this is stale.
 
 #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms, unused_qualifications)]
+#[rustfmt::skip]
 #[path = "gen/mod.rs"]
 mod generated;
 

@@ -26,14 +26,20 @@ pub fn pg_base() -> String {
 /// A database config pointing at a brand-new database (created on first connect).
 pub fn fresh_db(prefix: &str) -> DbConfig {
     let name = format!("zt_{prefix}_{}", uuid::Uuid::new_v4().simple());
-    DbConfig { url: Secret::new(format!("{}/{}", pg_base(), &name[..name.len().min(60)])), max_connections: 5, create_if_missing: true }
+    DbConfig {
+        url: Secret::new(format!("{}/{}", pg_base(), &name[..name.len().min(60)])),
+        max_connections: 5,
+        create_if_missing: true,
+    }
 }
 
 /// Drops test databases (closing their remaining connections).
 pub async fn drop_databases(names: &[String]) {
     use sqlx::Connection;
     let Ok(mut conn) = sqlx::PgConnection::connect(&format!("{}/postgres", pg_base())).await else { return };
-    for name in names.iter().filter(|n| n.starts_with("zt_") && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+    for name in
+        names.iter().filter(|n| n.starts_with("zt_") && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
         let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
     }
@@ -96,7 +102,15 @@ impl Broker {
         let listen = format!("tcp://127.0.0.1:{broker_port}");
         let advertised = format!("tcp://127.0.0.1:{public_port}");
         let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &listen, "--advertised-listener-url", &advertised, "--storage-engine", "memory://tansu/"])
+            .args([
+                "broker",
+                "--listener-url",
+                &listen,
+                "--advertised-listener-url",
+                &advertised,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -14,10 +14,7 @@ use zhengna_proto::messaging::v1::inbox_service_client::InboxServiceClient;
 fn tomorrow_ten() -> prost_types::Timestamp {
     let sh = zhengna_platform::time::shanghai();
     let day = zhengna_platform::time::shanghai_today() + ChronoDuration::days(1);
-    let t = sh
-        .from_local_datetime(&day.and_hms_opt(10, 0, 0).expect("valid time"))
-        .single()
-        .expect("unambiguous");
+    let t = sh.from_local_datetime(&day.and_hms_opt(10, 0, 0).expect("valid time")).single().expect("unambiguous");
     prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
 }
 
@@ -47,12 +44,24 @@ async fn booking_puts_a_notice_in_the_inbox() {
     let stack = Stack::start().await;
     let token = stack.token("taxpayer-jinan");
     let mut client = AppointmentServiceClient::new(stack.gateway_channel().await);
-    let booked = client.book_appointment(authed(booking("b-1"), &token)).await.expect("book").into_inner().appointment.expect("appointment");
+    let booked = client
+        .book_appointment(authed(booking("b-1"), &token))
+        .await
+        .expect("book")
+        .into_inner()
+        .appointment
+        .expect("appointment");
     assert!(booked.number.starts_with("YY"), "{}", booked.number);
     assert_eq!(booked.confirm_status, appt::ConfirmStatus::Booked as i32);
     assert_eq!(booked.unit_code, "13701020000", "unit defaults to the 主管税务机关");
     // Idempotent: the same client request id returns the same booking.
-    let again = client.book_appointment(authed(booking("b-1"), &token)).await.expect("rebook").into_inner().appointment.expect("a");
+    let again = client
+        .book_appointment(authed(booking("b-1"), &token))
+        .await
+        .expect("rebook")
+        .into_inner()
+        .appointment
+        .expect("a");
     assert_eq!(again.id, booked.id);
 
     let found = zhengna_test_util::eventually(Duration::from_secs(30), || async {
@@ -70,7 +79,8 @@ async fn booking_puts_a_notice_in_the_inbox() {
     assert!(!notice.read);
 
     let mut inbox = InboxServiceClient::new(stack.gateway_channel().await);
-    let unread = inbox.get_unread_count(authed(msg::GetUnreadCountRequest {}, &token)).await.expect("count").into_inner();
+    let unread =
+        inbox.get_unread_count(authed(msg::GetUnreadCountRequest {}, &token)).await.expect("count").into_inner();
     assert_eq!((unread.notice_unread, unread.total_unread), (1, 1));
 
     // Another taxpayer neither sees nor opens it.
@@ -91,7 +101,8 @@ async fn booking_puts_a_notice_in_the_inbox() {
         .notification
         .expect("n");
     assert!(opened.read);
-    let unread = inbox.get_unread_count(authed(msg::GetUnreadCountRequest {}, &token)).await.expect("count").into_inner();
+    let unread =
+        inbox.get_unread_count(authed(msg::GetUnreadCountRequest {}, &token)).await.expect("count").into_inner();
     assert_eq!(unread.total_unread, 0);
     stack.stop().await;
 }
@@ -104,7 +115,8 @@ async fn booking_while_the_broker_is_down_is_delivered_exactly_once() {
     let mut client = AppointmentServiceClient::new(stack.gateway_channel().await);
     stack.broker.cut();
     // Booking does not depend on Kafka: the event waits in the outbox.
-    let booked = client.book_appointment(authed(booking("down-1"), &token)).await.expect("book while broker down").into_inner();
+    let booked =
+        client.book_appointment(authed(booking("down-1"), &token)).await.expect("book while broker down").into_inner();
     let booked = booked.appointment.expect("appointment");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(notices(&stack, &token).await.is_empty(), "nothing can be delivered while the broker is down");
@@ -122,7 +134,8 @@ async fn booking_while_the_broker_is_down_is_delivered_exactly_once() {
     let found = notices(&stack, &token).await;
     assert_eq!(found.len(), 1, "exactly once: {found:?}");
     let pool = sqlx::PgPool::connect(&stack.messaging_db).await.expect("messaging db");
-    let processed: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_events").fetch_one(&pool).await.expect("count");
+    let processed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM processed_events").fetch_one(&pool).await.expect("count");
     assert_eq!(processed, 1, "one event consumed");
     pool.close().await;
     stack.stop().await;

@@ -44,7 +44,11 @@ async fn catalog_question_is_answered_and_resumable() {
     assert_eq!(conv.taxpayer_id, "91370102MA3DEMO01X");
     let sent = client
         .send_message(authed(
-            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "m-1".into(), content: text(CATALOG_QUESTION) },
+            pb::SendMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "m-1".into(),
+                content: text(CATALOG_QUESTION),
+            },
             &token,
         ))
         .await
@@ -73,7 +77,11 @@ async fn catalog_question_is_answered_and_resumable() {
     // A retried send (same client id) neither duplicates the message nor the reply.
     let again = client
         .send_message(authed(
-            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "m-1".into(), content: text(CATALOG_QUESTION) },
+            pb::SendMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "m-1".into(),
+                content: text(CATALOG_QUESTION),
+            },
             &token,
         ))
         .await
@@ -86,7 +94,11 @@ async fn catalog_question_is_answered_and_resumable() {
     // Live delivery on the open stream: an unknown question gets a kind no-answer.
     client
         .send_message(authed(
-            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "m-2".into(), content: text("今天天气怎么样") },
+            pb::SendMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "m-2".into(),
+                content: text("今天天气怎么样"),
+            },
             &token,
         ))
         .await
@@ -127,7 +139,11 @@ async fn another_taxpayer_cannot_reach_the_conversation() {
         .expect("conversation");
     let send = client
         .send_message(authed(
-            pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "x".into(), content: text("你好") },
+            pb::SendMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "x".into(),
+                content: text("你好"),
+            },
             &other,
         ))
         .await
@@ -141,7 +157,11 @@ async fn another_taxpayer_cannot_reach_the_conversation() {
     // Staff tokens are not taxpayers: the session service refuses them too.
     let agent = stack.token("agent-jinan");
     let mut direct = ConversationServiceClient::new(
-        tonic::transport::Channel::from_shared(format!("http://{}", stack.session)).expect("url").connect().await.expect("connect"),
+        tonic::transport::Channel::from_shared(format!("http://{}", stack.session))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect"),
     );
     let mut req = tonic::Request::new(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 });
     let agent_caller = zhengna_platform::Caller::Agent(zhengna_platform::Agent {
@@ -170,9 +190,13 @@ async fn bad_input_gets_invalid_argument_with_the_field() {
         .conversation
         .expect("conversation");
     let too_long = "税".repeat(301);
-    for (content, field) in [(text(""), "content.text.text"), (text(&too_long), "content.text.text"), (None, "content")] {
+    for (content, field) in [(text(""), "content.text.text"), (text(&too_long), "content.text.text"), (None, "content")]
+    {
         let err = client
-            .send_message(authed(pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "b".into(), content }, &token))
+            .send_message(authed(
+                pb::SendMessageRequest { conversation_id: conv.id.clone(), client_msg_id: "b".into(), content },
+                &token,
+            ))
             .await
             .expect_err("invalid");
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -202,11 +226,14 @@ async fn one_trace_spans_gateway_session_and_answer() {
     // The browser starts the trace; everything downstream must join it.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut req = authed(
-        pb::SendMessageRequest { conversation_id: conv.id, client_msg_id: "t-1".into(), content: text(CATALOG_QUESTION) },
+        pb::SendMessageRequest {
+            conversation_id: conv.id,
+            client_msg_id: "t-1".into(),
+            content: text(CATALOG_QUESTION),
+        },
         &token,
     );
-    req.metadata_mut()
-        .insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("ascii"));
+    req.metadata_mut().insert("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("ascii"));
     client.send_message(req).await.expect("send");
     let spans = zhengna_test_util::eventually(Duration::from_secs(5), || async {
         let spans: Vec<_> = zhengna_test_util::finished_spans()
@@ -221,6 +248,13 @@ async fn one_trace_spans_gateway_session_and_answer() {
         .then_some(spans)
     })
     .await;
-    assert!(spans.is_some(), "spans of trace {trace_id}: {:?}", zhengna_test_util::finished_spans().iter().map(|s| (s.name.to_string(), s.span_context.trace_id().to_string())).collect::<Vec<_>>());
+    assert!(
+        spans.is_some(),
+        "spans of trace {trace_id}: {:?}",
+        zhengna_test_util::finished_spans()
+            .iter()
+            .map(|s| (s.name.to_string(), s.span_context.trace_id().to_string()))
+            .collect::<Vec<_>>()
+    );
     stack.stop().await;
 }

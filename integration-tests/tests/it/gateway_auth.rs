@@ -83,7 +83,10 @@ async fn taxpayers_cannot_call_staff_services() {
     let stack = Stack::start().await;
     let mut desk = AppointmentDeskServiceClient::new(stack.gateway_channel().await);
     let err = desk
-        .list_office_appointments(authed(appt::ListOfficeAppointmentsRequest::default(), &stack.token("taxpayer-jinan")))
+        .list_office_appointments(authed(
+            appt::ListOfficeAppointmentsRequest::default(),
+            &stack.token("taxpayer-jinan"),
+        ))
         .await
         .expect_err("taxpayer refused");
     assert_eq!(err.code(), tonic::Code::PermissionDenied);

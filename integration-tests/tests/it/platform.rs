@@ -2,9 +2,9 @@
 //! service boundary, UNIMPLEMENTED naming the issue, and metrics.
 
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use zhengna_integration_tests::{Stack, authed};
 use zhengna_proto::queue::v1 as queue;
 use zhengna_proto::queue::v1::queue_service_client::QueueServiceClient;
@@ -28,7 +28,8 @@ async fn every_service_reports_serving_for_each_of_its_services() {
     for (addr, service) in checks {
         let mut health = HealthClient::new(channel(addr).await);
         for name in ["", service] {
-            let status = health.check(HealthCheckRequest { service: name.into() }).await.expect("health").into_inner().status;
+            let status =
+                health.check(HealthCheckRequest { service: name.into() }).await.expect("health").into_inner().status;
             assert_eq!(status, ServingStatus::Serving as i32, "{service} `{name}`");
         }
     }
@@ -77,7 +78,10 @@ async fn metrics_count_grpc_calls() {
     let stack = Stack::start().await;
     let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
     client
-        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &stack.token("taxpayer-jinan")))
+        .start_conversation(authed(
+            pb::StartConversationRequest { channel: "etax".into() },
+            &stack.token("taxpayer-jinan"),
+        ))
         .await
         .expect("start");
     let mut conn = tokio::net::TcpStream::connect(stack.session_metrics).await.expect("metrics endpoint");
@@ -127,7 +131,11 @@ fn every_service_migration_carries_the_platform_outbox_schema() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let schema = zhengna_platform::outbox::SCHEMA_SQL;
     for svc in ["answer", "queue", "session", "appointment", "messaging"] {
-        let sql = std::fs::read_to_string(root.join(format!("services/{svc}/migrations/0001_init.sql"))).expect("migration");
-        assert!(sql.contains(schema.trim()), "{svc}'s first migration must contain crates/platform/src/outbox_schema.sql verbatim");
+        let sql =
+            std::fs::read_to_string(root.join(format!("services/{svc}/migrations/0001_init.sql"))).expect("migration");
+        assert!(
+            sql.contains(schema.trim()),
+            "{svc}'s first migration must contain crates/platform/src/outbox_schema.sql verbatim"
+        );
     }
 }

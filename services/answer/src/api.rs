@@ -1,8 +1,8 @@
 //! gRPC adapter for the answer service.
 
 use tonic::{Request, Response, Status};
-use zhengna_platform::identity;
 use zhengna_platform::ApiError;
+use zhengna_platform::identity;
 use zhengna_proto::answer::v1 as pb;
 
 use crate::kb::{Item, Kb};
@@ -21,17 +21,11 @@ impl AnswerApi {
     }
 }
 
-const NO_ANSWER_TEXT: &str =
-    "抱歉，暂时没有找到与您的问题完全对应的答案。您可以换一种说法再问一次，也可以点击“留言”留下您的问题，或点击“转人工”咨询税务人员。";
+const NO_ANSWER_TEXT: &str = "抱歉，暂时没有找到与您的问题完全对应的答案。您可以换一种说法再问一次，也可以点击“留言”留下您的问题，或点击“转人工”咨询税务人员。";
 
 fn answer_from(item: Item) -> pb::AskResponse {
     let steps = pb::answer_block::Block::Steps(pb::StepsBlock { steps: item.facts.0.clone(), ..Default::default() });
-    let citations = item
-        .basis
-        .0
-        .iter()
-        .map(|b| pb::Citation { text: b.clone(), ..Default::default() })
-        .collect();
+    let citations = item.basis.0.iter().map(|b| pb::Citation { text: b.clone(), ..Default::default() }).collect();
     let text = item.facts.0.iter().enumerate().map(|(i, f)| format!("{}. {f}", i + 1)).collect::<Vec<_>>().join("\n");
     pb::AskResponse {
         decision: pb::Decision::Answer as i32,
@@ -60,7 +54,12 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             return Err(ApiError::invalid("question", "must not be empty", "请输入您要咨询的问题。").into());
         }
         if question.chars().count() > MAX_QUESTION_CHARS {
-            return Err(ApiError::invalid("question", "must be at most 300 characters", "问题最多300个字，请精简后再提问。").into());
+            return Err(ApiError::invalid(
+                "question",
+                "must be at most 300 characters",
+                "问题最多300个字，请精简后再提问。",
+            )
+            .into());
         }
         let today = zhengna_platform::time::shanghai_today();
         let reply = match self.kb.exact(&normalize(question), today).await? {

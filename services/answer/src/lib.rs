@@ -79,11 +79,12 @@ impl App {
             }
         }
         let key = cfg.identity.key()?;
-        let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(api::AnswerApi::new(kb)))
-            .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(api::Later))
-            .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))
-            .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(api::Later))
-            .add_service(pb::speech_service_server::SpeechServiceServer::new(api::Later));
+        let routes =
+            tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(api::AnswerApi::new(kb)))
+                .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(api::Later))
+                .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))
+                .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(api::Later))
+                .add_service(pb::speech_service_server::SpeechServiceServer::new(api::Later));
         let names = vec![
             "zhengna.answer.v1.AnswerService",
             "zhengna.answer.v1.KnowledgeAdminService",

@@ -43,7 +43,11 @@ pub fn validate(r: &pb::BookAppointmentRequest, tp: &Taxpayer, now: DateTime<Utc
     let service_type = match r.service_type.trim() {
         "" => DEFAULT_SERVICE_TYPE.to_owned(),
         s if s.chars().count() > 50 => {
-            v.push(FieldViolation::new("service_type", "must be at most 50 characters", "预约服务类型有误，请重新选择。"));
+            v.push(FieldViolation::new(
+                "service_type",
+                "must be at most 50 characters",
+                "预约服务类型有误，请重新选择。",
+            ));
             s.to_owned()
         }
         s => s.to_owned(),
@@ -60,7 +64,11 @@ pub fn validate(r: &pb::BookAppointmentRequest, tp: &Taxpayer, now: DateTime<Utc
         "" => tp.office_code.clone(),
         u if u == tp.office_code => u.to_owned(),
         u => {
-            v.push(FieldViolation::new("unit_code", "must be the taxpayer's in-charge tax office", "预约服务单位应为您的主管税务机关。"));
+            v.push(FieldViolation::new(
+                "unit_code",
+                "must be the taxpayer's in-charge tax office",
+                "预约服务单位应为您的主管税务机关。",
+            ));
             u.to_owned()
         }
     };
@@ -68,17 +76,32 @@ pub fn validate(r: &pb::BookAppointmentRequest, tp: &Taxpayer, now: DateTime<Utc
     if business_category.is_empty() {
         v.push(FieldViolation::new("business_category", "is required", "请选择预约业务类别。"));
     } else if business_category.chars().count() > 50 {
-        v.push(FieldViolation::new("business_category", "must be at most 50 characters", "预约业务类别有误，请重新选择。"));
+        v.push(FieldViolation::new(
+            "business_category",
+            "must be at most 50 characters",
+            "预约业务类别有误，请重新选择。",
+        ));
     }
-    let slot_start = match r.slot_start.as_ref().and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32)) {
+    let slot_start = match r
+        .slot_start
+        .as_ref()
+        .and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+    {
         None => {
             v.push(FieldViolation::new("slot_start", "is required", "请选择预约服务时间。"));
             now
         }
         Some(t) => {
             let local = time::to_shanghai(t);
-            if local.second() != 0 || t.timestamp_subsec_nanos() != 0 || local.minute() % SLOT_MINUTES as u32 != 0 {
-                v.push(FieldViolation::new("slot_start", "must start on the hour or half hour", "预约服务时间须为整点或半点。"));
+            if local.second() != 0
+                || t.timestamp_subsec_nanos() != 0
+                || !local.minute().is_multiple_of(SLOT_MINUTES as u32)
+            {
+                v.push(FieldViolation::new(
+                    "slot_start",
+                    "must start on the hour or half hour",
+                    "预约服务时间须为整点或半点。",
+                ));
             } else if t <= now {
                 v.push(FieldViolation::new("slot_start", "must be in the future", "预约服务时间已过，请重新选择。"));
             } else if t > now + Duration::days(MAX_DAYS_AHEAD) {
@@ -366,6 +389,9 @@ mod tests {
         let r = pb::BookAppointmentRequest { unit_code: "13702000000".into(), ..Default::default() };
         let Err(ApiError::InvalidArgument(v)) = validate(&r, &tp(), now()) else { panic!("expected invalid") };
         let fields: Vec<_> = v.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["client_request_id", "method", "unit_code", "business_category", "slot_start", "description"]);
+        assert_eq!(
+            fields,
+            ["client_request_id", "method", "unit_code", "business_category", "slot_start", "description"]
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use zhengna_platform::identity;
 use zhengna_platform::ApiError;
+use zhengna_platform::identity;
 use zhengna_proto::common::v1 as common;
 use zhengna_proto::messaging::v1 as pb;
 
@@ -79,16 +79,32 @@ impl pb::inbox_service_server::InboxService for InboxApi {
         // Zero means the default; above the maximum is clamped (common.v1.PageRequest).
         let size = match page.page_size {
             0 => DEFAULT_PAGE,
-            n if n < 0 => return Err(ApiError::invalid("page.page_size", "must not be negative", "分页参数有误，请刷新后重试。").into()),
+            n if n < 0 => {
+                return Err(ApiError::invalid(
+                    "page.page_size",
+                    "must not be negative",
+                    "分页参数有误，请刷新后重试。",
+                )
+                .into());
+            }
             n => n.min(MAX_PAGE),
         };
         let after = match page.page_token.as_str() {
             "" => None,
-            t => Some(Cursor::decode(t).ok_or_else(|| ApiError::invalid("page.page_token", "malformed", "分页参数有误，请刷新后重试。"))?),
+            t => Some(
+                Cursor::decode(t)
+                    .ok_or_else(|| ApiError::invalid("page.page_token", "malformed", "分页参数有误，请刷新后重试。"))?,
+            ),
         };
         let (rows, total) = self
             .inbox
-            .list(ListQuery { taxpayer_id: &tp.tax_id, category, unread_only: r.unread_only, limit: i64::from(size) + 1, after })
+            .list(ListQuery {
+                taxpayer_id: &tp.tax_id,
+                category,
+                unread_only: r.unread_only,
+                limit: i64::from(size) + 1,
+                after,
+            })
             .await?;
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];
@@ -143,7 +159,13 @@ impl pb::inbox_service_server::InboxService for InboxApi {
         } else if r.ids.len() > MAX_MARK_IDS {
             return Err(ApiError::invalid("ids", "at most 100 ids", "一次最多标记100条消息。").into());
         } else {
-            Some(r.ids.iter().enumerate().map(|(i, s)| parse_id(&format!("ids[{i}]"), s)).collect::<Result<Vec<_>, _>>()?)
+            Some(
+                r.ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| parse_id(&format!("ids[{i}]"), s))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
         };
         let marked = self.inbox.mark_read(&caller.taxpayer()?.tax_id, ids.as_deref()).await?;
         Ok(Response::new(pb::MarkNotificationsReadResponse { marked: marked as i32 }))

@@ -54,7 +54,11 @@ pub fn appointment_notice(event: &appt::AppointmentEvent) -> Option<NewNotificat
 }
 
 impl Handler for EventHandler {
-    async fn handle<'a>(&'a self, tx: &'a mut Transaction<'static, Postgres>, event: &'a Envelope) -> Result<(), HandlerError> {
+    async fn handle<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Envelope,
+    ) -> Result<(), HandlerError> {
         if event.topic != zhengna_proto::topics::APPOINTMENT {
             return Ok(());
         }

@@ -136,13 +136,13 @@ impl Inbox {
     /// Marks the given notices (or all) read; returns how many changed.
     pub async fn mark_read(&self, taxpayer_id: &str, ids: Option<&[Uuid]>) -> Result<u64, ApiError> {
         let res = match ids {
-            Some(ids) => {
-                sqlx::query("UPDATE notifications SET read_at = now() WHERE taxpayer_id = $1 AND read_at IS NULL AND id = ANY($2)")
-                    .bind(taxpayer_id)
-                    .bind(ids)
-                    .execute(&self.pool)
-                    .await?
-            }
+            Some(ids) => sqlx::query(
+                "UPDATE notifications SET read_at = now() WHERE taxpayer_id = $1 AND read_at IS NULL AND id = ANY($2)",
+            )
+            .bind(taxpayer_id)
+            .bind(ids)
+            .execute(&self.pool)
+            .await?,
             None => {
                 sqlx::query("UPDATE notifications SET read_at = now() WHERE taxpayer_id = $1 AND read_at IS NULL")
                     .bind(taxpayer_id)
@@ -160,7 +160,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let c = Cursor { created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).expect("ts"), id: Uuid::now_v7() };
+        let c = Cursor {
+            created_at: DateTime::from_timestamp_micros(1_764_000_000_123_456).expect("ts"),
+            id: Uuid::now_v7(),
+        };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("x_y"), None);
         assert_eq!(Cursor::decode(""), None);

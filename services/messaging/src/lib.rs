@@ -63,18 +63,22 @@ pub struct App {
 impl App {
     pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         let pool = db::connect(&cfg.db, &MIGRATOR).await?;
-        kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::APPOINTMENT, zhengna_proto::topics::MESSAGING]).await?;
+        kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::APPOINTMENT, zhengna_proto::topics::MESSAGING])
+            .await?;
         let consumer = tokio::spawn(kafka::run_consumer(
             cfg.kafka.clone(),
-            ConsumerOptions { group: cfg.consumer_group.clone(), topics: vec![zhengna_proto::topics::APPOINTMENT.to_owned()] },
+            ConsumerOptions {
+                group: cfg.consumer_group.clone(),
+                topics: vec![zhengna_proto::topics::APPOINTMENT.to_owned()],
+            },
             pool.clone(),
             events::EventHandler,
             shutdown.clone(),
         ));
         let key = cfg.identity.key()?;
-        let routes = tonic::service::Routes::new(pb::inbox_service_server::InboxServiceServer::new(api::InboxApi::new(
-            inbox::Inbox::new(pool),
-        )))
+        let routes = tonic::service::Routes::new(pb::inbox_service_server::InboxServiceServer::new(
+            api::InboxApi::new(inbox::Inbox::new(pool)),
+        ))
         .add_service(pb::leave_message_service_server::LeaveMessageServiceServer::new(api::Later))
         .add_service(pb::leave_message_desk_service_server::LeaveMessageDeskServiceServer::new(api::Later))
         .add_service(pb::ticket_desk_service_server::TicketDeskServiceServer::new(api::Later))

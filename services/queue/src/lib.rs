@@ -66,7 +66,11 @@ impl App {
         let routes = tonic::service::Routes::new(pb::queue_service_server::QueueServiceServer::new(Later))
             .add_service(pb::agent_desk_service_server::AgentDeskServiceServer::new(Later))
             .add_service(pb::queue_admin_service_server::QueueAdminServiceServer::new(Later));
-        let names = vec!["zhengna.queue.v1.QueueService", "zhengna.queue.v1.AgentDeskService", "zhengna.queue.v1.QueueAdminService"];
+        let names = vec![
+            "zhengna.queue.v1.QueueService",
+            "zhengna.queue.v1.AgentDeskService",
+            "zhengna.queue.v1.QueueAdminService",
+        ];
         let server = server::serve(ServeOptions {
             service: "queue",
             routes,

@@ -49,7 +49,13 @@ impl ConversationApi {
     }
 
     /// Asks the bot about the taxpayer message at `seq` and stores its reply (once).
-    async fn reply_with_bot(&self, caller: &Caller, conversation: Uuid, seq: i64, question: &str) -> Result<(), ApiError> {
+    async fn reply_with_bot(
+        &self,
+        caller: &Caller,
+        conversation: Uuid,
+        seq: i64,
+        question: &str,
+    ) -> Result<(), ApiError> {
         if self.store.has_reply(conversation, seq).await? {
             return Ok(());
         }
@@ -58,11 +64,7 @@ impl ConversationApi {
             conversation_id: conversation.to_string(),
             ..Default::default()
         };
-        let reply = match self
-            .answer
-            .clone()
-            .ask(grpc::outgoing(request, caller, &self.key, self.answer_timeout))
-            .await
+        let reply = match self.answer.clone().ask(grpc::outgoing(request, caller, &self.key, self.answer_timeout)).await
         {
             Ok(r) => r.into_inner(),
             Err(status) => {
@@ -116,17 +118,17 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
     }
     let client_msg_id = r.client_msg_id.trim().to_owned();
     if client_msg_id.is_empty() || client_msg_id.chars().count() > MAX_CLIENT_ID {
-        violations.push(FieldViolation::new(
-            "client_msg_id",
-            "must be 1 to 64 characters",
-            "消息发送失败，请重试。",
-        ));
+        violations.push(FieldViolation::new("client_msg_id", "must be 1 to 64 characters", "消息发送失败，请重试。"));
     }
     let text = match r.content.and_then(|c| c.body) {
         Some(pb::message_content::Body::Text(t)) => {
             let text = t.text.trim().to_owned();
             if text.is_empty() {
-                violations.push(FieldViolation::new("content.text.text", "must not be empty", "请输入您要咨询的问题。"));
+                violations.push(FieldViolation::new(
+                    "content.text.text",
+                    "must not be empty",
+                    "请输入您要咨询的问题。",
+                ));
             } else if text.chars().count() > MAX_TEXT_CHARS {
                 violations.push(FieldViolation::new(
                     "content.text.text",
@@ -166,7 +168,12 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             "" | "etax" => "etax",
             "einvoice" => "einvoice",
             _ => {
-                return Err(ApiError::invalid("channel", "must be `etax` or `einvoice`", "入口参数有误，请刷新页面后重试。").into());
+                return Err(ApiError::invalid(
+                    "channel",
+                    "must be `etax` or `einvoice`",
+                    "入口参数有误，请刷新页面后重试。",
+                )
+                .into());
             }
         };
         let row = self.store.create_conversation(tp, channel).await?;
@@ -279,7 +286,9 @@ mod tests {
         pb::SendMessageRequest {
             conversation_id: Uuid::nil().to_string(),
             client_msg_id: "c1".into(),
-            content: Some(pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: text.into() })) }),
+            content: Some(pb::MessageContent {
+                body: Some(pb::message_content::Body::Text(pb::TextContent { text: text.into() })),
+            }),
         }
     }
 
@@ -287,7 +296,9 @@ mod tests {
     fn text_limits() {
         assert!(validate_send(send("你好")).is_ok());
         assert!(validate_send(send(&"税".repeat(300))).is_ok());
-        let Err(ApiError::InvalidArgument(v)) = validate_send(send(&"税".repeat(301))) else { panic!("expected invalid") };
+        let Err(ApiError::InvalidArgument(v)) = validate_send(send(&"税".repeat(301))) else {
+            panic!("expected invalid")
+        };
         assert_eq!(v[0].field, "content.text.text");
         let Err(ApiError::InvalidArgument(v)) = validate_send(send("   ")) else { panic!("expected invalid") };
         assert_eq!(v[0].field, "content.text.text");

@@ -105,10 +105,7 @@ impl App {
         let server = server::serve(ServeOptions {
             service: "session",
             routes,
-            health_names: vec![
-                "zhengna.session.v1.ConversationService",
-                "zhengna.session.v1.AgentConversationService",
-            ],
+            health_names: vec!["zhengna.session.v1.ConversationService", "zhengna.session.v1.AgentConversationService"],
             key,
             unimplemented_topics: vec![
                 ("zhengna.session.v1.ConversationService", "conversations and human interaction (issue 4)"),

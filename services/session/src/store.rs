@@ -46,8 +46,7 @@ pub struct Store {
     pool: PgPool,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, seq, client_msg_id, sender, sender_name, content, created_at";
+const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, client_msg_id, sender, sender_name, content, created_at";
 
 impl Store {
     pub fn new(pool: PgPool) -> Self {
@@ -154,7 +153,12 @@ impl Store {
             .await?)
     }
 
-    pub async fn messages_after(&self, conversation: Uuid, after_seq: i64, limit: i64) -> Result<Vec<MessageRow>, ApiError> {
+    pub async fn messages_after(
+        &self,
+        conversation: Uuid,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>, ApiError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
         )))
