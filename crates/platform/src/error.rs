@@ -36,6 +36,10 @@ pub enum ApiError {
     AlreadyExists(String),
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
+    /// A request refused by a business rule (slot full, illegal state change…), with the
+    /// Chinese text to show; maps to FAILED_PRECONDITION.
+    #[error("refused: {reason}")]
+    Refused { reason: String, user_message: String },
     /// The operation exists in the API but belongs to a later piece of work; `topic` names it.
     #[error("not implemented yet: {0}")]
     Unimplemented(&'static str),
@@ -52,6 +56,10 @@ fn summary(v: &[FieldViolation]) -> String {
 impl ApiError {
     pub fn invalid(field: &str, description: &str, user_message: &str) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description, user_message)])
+    }
+
+    pub fn refused(reason: impl Into<String>, user_message: impl Into<String>) -> Self {
+        Self::Refused { reason: reason.into(), user_message: user_message.into() }
     }
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
@@ -90,6 +98,11 @@ impl From<ApiError> for Status {
             ApiError::NotFound(m) => (Code::NotFound, m.clone()),
             ApiError::AlreadyExists(m) => (Code::AlreadyExists, m.clone()),
             ApiError::FailedPrecondition(m) => (Code::FailedPrecondition, m.clone()),
+            ApiError::Refused { reason, user_message } => {
+                let mut details = ErrorDetails::new();
+                details.set_localized_message("zh-CN", user_message.clone());
+                return Status::with_error_details(Code::FailedPrecondition, reason.clone(), details);
+            }
             ApiError::Unimplemented(topic) => (Code::Unimplemented, format!("not implemented yet: {topic}")),
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "dependency unavailable");

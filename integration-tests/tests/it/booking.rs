@@ -10,10 +10,14 @@ use zhengna_proto::appointment::v1::appointment_service_client::AppointmentServi
 use zhengna_proto::messaging::v1 as msg;
 use zhengna_proto::messaging::v1::inbox_service_client::InboxServiceClient;
 
-/// Tomorrow 10:00 in Shanghai.
+/// 10:00 in Shanghai on a weekday at least two days ahead (inside default service hours).
 fn tomorrow_ten() -> prost_types::Timestamp {
+    use chrono::Datelike;
     let sh = zhengna_platform::time::shanghai();
-    let day = zhengna_platform::time::shanghai_today() + ChronoDuration::days(1);
+    let mut day = zhengna_platform::time::shanghai_today() + ChronoDuration::days(2);
+    while matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun) {
+        day += ChronoDuration::days(1);
+    }
     let t = sh.from_local_datetime(&day.and_hms_opt(10, 0, 0).expect("valid time")).single().expect("unambiguous");
     prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
 }
@@ -22,7 +26,7 @@ fn booking(id: &str) -> appt::BookAppointmentRequest {
     appt::BookAppointmentRequest {
         client_request_id: id.into(),
         method: appt::InteractionMethod::Online as i32,
-        business_category: "税费申报".into(),
+        business_category: "declaration".into(),
         slot_start: Some(tomorrow_ten()),
         description: "咨询小规模纳税人增值税减免申报".into(),
         ..Default::default()
@@ -178,5 +182,60 @@ async fn the_booking_trace_continues_through_kafka() {
     })
     .await;
     assert!(consumed.is_some(), "the consumer's span joins the booking's trace via the traceparent header");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invitation_becomes_a_todo_for_the_taxpayer() {
+    use zhengna_proto::appointment::v1::appointment_desk_service_client::AppointmentDeskServiceClient;
+    let stack = Stack::start().await;
+    let taxpayer = stack.token("taxpayer-jinan");
+    let mut desk = AppointmentDeskServiceClient::new(stack.gateway_channel().await);
+    let invited = desk
+        .invite_taxpayer(authed(
+            appt::InviteTaxpayerRequest {
+                client_request_id: "inv-1".into(),
+                taxpayer_id: "91370102MA3DEMO01X".into(),
+                method: appt::InteractionMethod::Online as i32,
+                business_category: "invoice".into(),
+                slot_start: Some(tomorrow_ten()),
+                description: "请就发票异常情况进行线上说明".into(),
+                ..Default::default()
+            },
+            &stack.token("agent-jinan"),
+        ))
+        .await
+        .expect("invite")
+        .into_inner()
+        .appointment
+        .expect("appointment");
+    let found = zhengna_test_util::eventually(Duration::from_secs(30), || async {
+        let n = notices(&stack, &taxpayer).await;
+        (!n.is_empty()).then_some(n)
+    })
+    .await
+    .expect("notice arrives");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].title, "税局邀请");
+    assert_eq!(found[0].category, msg::NotificationCategory::Todo as i32);
+    assert_eq!(found[0].kind, msg::NotificationKind::AppointmentInvited as i32);
+    assert!(found[0].body.contains(&invited.number), "{}", found[0].body);
+
+    // Accepting it is 预约成功.
+    let mut client = AppointmentServiceClient::new(stack.gateway_channel().await);
+    client
+        .accept_invitation(authed(
+            appt::AcceptInvitationRequest { id: invited.id.clone(), phone: String::new() },
+            &taxpayer,
+        ))
+        .await
+        .expect("accept");
+    let found = zhengna_test_util::eventually(Duration::from_secs(30), || async {
+        let n = notices(&stack, &taxpayer).await;
+        (n.len() == 2).then_some(n)
+    })
+    .await
+    .expect("second notice");
+    assert_eq!(found[0].title, "预约成功");
     stack.stop().await;
 }

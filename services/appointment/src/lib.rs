@@ -1,9 +1,14 @@
-//! 预约 — the appointment service: taxpayer bookings and bureau invitations. This first cut
-//! books (with validation and idempotency) and publishes `Booked` through the outbox; the
-//! state machines, slots and the :15/:45 missed check come with the appointments issue.
+//! 预约 — the appointment service: taxpayer bookings (我的发起) and bureau invitations
+//! (税局邀请) with the operation guide's two state machines, per-unit slots and capacity,
+//! the :15/:45 missed/failed check, reminders, queries, and an event for every change.
 
 mod api;
 pub mod booking;
+pub mod catalog;
+pub mod scheduler;
+pub mod slots;
+pub mod state;
+pub mod store;
 
 use std::net::SocketAddr;
 
@@ -29,6 +34,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub telemetry: TelemetryConfig,
     pub identity: IdentityConfig,
+    pub scheduler: scheduler::SchedulerConfig,
 }
 
 impl Default for Config {
@@ -39,6 +45,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
+            scheduler: scheduler::SchedulerConfig::default(),
         }
     }
 }
@@ -49,11 +56,10 @@ impl ServiceConfig for Config {
     }
 }
 
-const TOPIC: &str = "appointments (issue 5)";
-
 pub struct App {
     server: RunningServer,
     relay: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -62,12 +68,18 @@ impl App {
         let pool = db::connect(&cfg.db, &MIGRATOR).await?;
         kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::APPOINTMENT]).await?;
         let relay = tokio::spawn(Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
+        let store = store::Appointments::new(pool);
+        let scheduler = tokio::spawn(scheduler::run(store.clone(), cfg.scheduler.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::appointment_service_server::AppointmentServiceServer::new(
-            api::AppointmentApi::new(booking::Bookings::new(pool)),
+            api::AppointmentApi::new(store.clone()),
         ))
-        .add_service(pb::appointment_desk_service_server::AppointmentDeskServiceServer::new(api::Later))
-        .add_service(pb::appointment_admin_service_server::AppointmentAdminServiceServer::new(api::Later));
+        .add_service(pb::appointment_desk_service_server::AppointmentDeskServiceServer::new(api::DeskApi::new(
+            store.clone(),
+        )))
+        .add_service(pb::appointment_admin_service_server::AppointmentAdminServiceServer::new(
+            api::AdminApi::new(store),
+        ));
         let names = vec![
             "zhengna.appointment.v1.AppointmentService",
             "zhengna.appointment.v1.AppointmentDeskService",
@@ -76,14 +88,14 @@ impl App {
         let server = server::serve(ServeOptions {
             service: "appointment",
             routes,
-            unimplemented_topics: names.iter().map(|n| (*n, TOPIC)).collect(),
+            unimplemented_topics: Vec::new(),
             health_names: names,
             key,
             config: cfg.server,
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, relay, shutdown })
+        Ok(Self { server, relay, scheduler, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -98,6 +110,7 @@ impl App {
         self.shutdown.cancelled().await;
         let res = self.server.stopped().await;
         let _ = self.relay.await;
+        let _ = self.scheduler.await;
         res
     }
 }

@@ -40,6 +40,8 @@ fn to_proto(r: &NotificationRow) -> pb::Notification {
         "appointment_missed" => pb::NotificationKind::AppointmentMissed,
         "appointment_invited" => pb::NotificationKind::AppointmentInvited,
         "appointment_cancelled" => pb::NotificationKind::AppointmentCancelled,
+        "appointment_reminder" => pb::NotificationKind::AppointmentReminder,
+        "appointment_failed" => pb::NotificationKind::AppointmentFailed,
         _ => pb::NotificationKind::Unspecified,
     };
     pb::Notification {

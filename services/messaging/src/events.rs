@@ -26,29 +26,111 @@ fn method_text(a: &appt::Appointment) -> &'static str {
     }
 }
 
-/// The notice for an appointment event, if that event produces one.
+fn notice(
+    a: &appt::Appointment,
+    category: &'static str,
+    kind: &'static str,
+    title: &str,
+    body: String,
+) -> NewNotification {
+    NewNotification {
+        taxpayer_id: a.taxpayer_id.clone(),
+        category,
+        kind,
+        title: title.into(),
+        body,
+        link_url: format!("/personal/appointments/{}", a.id),
+        source_ref: a.id.clone(),
+    }
+}
+
+/// The notice for an appointment event, if that event produces one: 预约成功 (booked, or an
+/// invitation accepted), 税局邀请 (a to-do), 预约提醒 (a to-do), 预约失约, 预约取消 (by the
+/// bureau) and 预约失败. The taxpayer's own cancel, reject, start and completion need no notice.
 pub fn appointment_notice(event: &appt::AppointmentEvent) -> Option<NewNotification> {
     use appt::appointment_event::Payload;
-    match event.payload.as_ref()? {
-        Payload::Booked(b) => {
-            let a = b.appointment.as_ref()?;
-            Some(NewNotification {
-                taxpayer_id: a.taxpayer_id.clone(),
-                category: "notice",
-                kind: "appointment_booked",
-                title: "预约成功".into(),
-                body: format!(
-                    "您已成功预约{}（{}），预约服务单位：{}，预约编号：{}。请您在预约时间保持联系方式畅通，如需变更可在“个人中心—我的预约”中取消后重新预约。",
+    let payload = event.payload.as_ref()?;
+    match payload {
+        Payload::Booked(appt::Booked { appointment: Some(a) })
+        | Payload::Accepted(appt::Accepted { appointment: Some(a) }) => Some(notice(
+            a,
+            "notice",
+            "appointment_booked",
+            "预约成功",
+            format!(
+                "您已成功预约{}（{}），预约服务单位：{}，预约编号：{}。请您在预约时间保持联系方式畅通，如需变更可在“个人中心—我的预约”中取消后重新预约。",
+                slot_text(a),
+                method_text(a),
+                a.unit_name,
+                a.number
+            ),
+        )),
+        Payload::Invited(appt::Invited { appointment: Some(a), .. }) => Some(notice(
+            a,
+            "todo",
+            "appointment_invited",
+            "税局邀请",
+            format!(
+                "{}邀请您于{}进行{}（{}），预约编号：{}。请在“个人中心—我的预约—税局邀请”中接受或拒绝。",
+                a.unit_name,
+                slot_text(a),
+                if a.service_type_name.is_empty() { "预约服务" } else { &a.service_type_name },
+                method_text(a),
+                a.number
+            ),
+        )),
+        Payload::Reminder(appt::Reminder { appointment: Some(a), minutes_before }) => Some(notice(
+            a,
+            "todo",
+            "appointment_reminder",
+            "预约提醒",
+            format!(
+                "您预约的{}（{}）将在约{}分钟后开始，预约编号：{}。请保持联系方式畅通。",
+                slot_text(a),
+                method_text(a),
+                minutes_before,
+                a.number
+            ),
+        )),
+        Payload::Missed(appt::Missed { appointment: Some(a) }) => Some(notice(
+            a,
+            "notice",
+            "appointment_missed",
+            "预约失约",
+            format!(
+                "您预约的{}（预约编号：{}）已超过预约服务时间且未依约互动，已记为失约。如仍需办理，请重新预约。",
+                slot_text(a),
+                a.number
+            ),
+        )),
+        Payload::Cancelled(appt::Cancelled { appointment: Some(a), reason, cancelled_by })
+            if cancelled_by.as_ref().is_some_and(|c| c.role == zhengna_proto::common::v1::ActorRole::Agent as i32) =>
+        {
+            Some(notice(
+                a,
+                "notice",
+                "appointment_cancelled",
+                "预约取消",
+                format!(
+                    "很抱歉，您预约的{}（预约编号：{}）已由{}取消{}。如仍需办理，请重新预约。",
                     slot_text(a),
-                    method_text(a),
+                    a.number,
                     a.unit_name,
-                    a.number
+                    if reason.is_empty() { String::new() } else { format!("，原因：{reason}") }
                 ),
-                link_url: format!("/personal/appointments/{}", a.id),
-                source_ref: a.id.clone(),
-            })
+            ))
         }
-        // Other appointment notices (失约, 邀请, 取消) arrive with the appointments issue.
+        Payload::Failed(appt::Failed { appointment: Some(a), .. }) => Some(notice(
+            a,
+            "notice",
+            "appointment_failed",
+            "预约失败",
+            format!(
+                "税局邀请（预约编号：{}，{}）在预约服务时间前未被接受或拒绝，已记为预约失败。",
+                a.number,
+                slot_text(a)
+            ),
+        )),
         _ => None,
     }
 }

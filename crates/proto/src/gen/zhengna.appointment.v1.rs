@@ -105,7 +105,8 @@ pub struct BookAppointmentRequest {
     /// Description of the matter (required), 1-300 characters.
     #[prost(string, tag = "7")]
     pub description: ::prost::alloc::string::String,
-    /// Mainland mobile number, 11 digits; required for INTERACTION_METHOD_PHONE.
+    /// Contact number: a mainland mobile (11 digits) or a landline with area code (e.g.
+    /// 0531-88888888); required for INTERACTION_METHOD_PHONE, defaults to the profile's mobile.
     #[prost(string, tag = "8")]
     pub phone: ::prost::alloc::string::String,
     /// Attachment ids from zhengna.session.v1.ConversationService.CompleteUpload with purpose
@@ -115,6 +116,10 @@ pub struct BookAppointmentRequest {
     /// Conversation the form was opened from, to post a confirmation in the chat.
     #[prost(string, tag = "10")]
     pub conversation_id: ::prost::alloc::string::String,
+    /// The form's confirm step (提交 → 确认): true validates everything, including that the slot
+    /// still has room, and returns the appointment as it would be booked, without booking.
+    #[prost(bool, tag = "11")]
+    pub validate_only: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct BookAppointmentResponse {
@@ -1497,6 +1502,9 @@ pub struct InviteTaxpayerRequest {
     /// zhengna.session.v1.AgentConversationService), ≤ 10.
     #[prost(string, repeated, tag = "10")]
     pub attachment_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Validate and return the invitation as it would be created, without creating it.
+    #[prost(bool, tag = "11")]
+    pub validate_only: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct InviteTaxpayerResponse {
@@ -2843,7 +2851,7 @@ pub struct AppointmentEvent {
     /// The event.
     #[prost(
         oneof = "appointment_event::Payload",
-        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18"
+        tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19"
     )]
     pub payload: ::core::option::Option<appointment_event::Payload>,
 }
@@ -2870,6 +2878,8 @@ pub mod appointment_event {
         Missed(super::Missed),
         #[prost(message, tag = "18")]
         Failed(super::Failed),
+        #[prost(message, tag = "19")]
+        Reminder(super::Reminder),
     }
 }
 /// The taxpayer booked an appointment (预约成功 notice).
@@ -2958,4 +2968,12 @@ pub struct Failed {
     /// Why it failed.
     #[prost(string, tag = "2")]
     pub reason: ::prost::alloc::string::String,
+}
+/// An accepted appointment starts soon (sent once, `minutes_before` ahead of the slot).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Reminder {
+    #[prost(message, optional, tag = "1")]
+    pub appointment: ::core::option::Option<Appointment>,
+    #[prost(int32, tag = "2")]
+    pub minutes_before: i32,
 }

@@ -365,6 +365,10 @@ pub enum NotificationKind {
     AppointmentInvited = 6,
     /// 预约取消 by the bureau; source_ref = appointment id.
     AppointmentCancelled = 7,
+    /// 预约提醒: an appointment starts soon.
+    AppointmentReminder = 8,
+    /// 预约失败: a bureau invitation was not answered before its slot.
+    AppointmentFailed = 9,
 }
 impl NotificationKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -381,6 +385,8 @@ impl NotificationKind {
             Self::AppointmentMissed => "NOTIFICATION_KIND_APPOINTMENT_MISSED",
             Self::AppointmentInvited => "NOTIFICATION_KIND_APPOINTMENT_INVITED",
             Self::AppointmentCancelled => "NOTIFICATION_KIND_APPOINTMENT_CANCELLED",
+            Self::AppointmentReminder => "NOTIFICATION_KIND_APPOINTMENT_REMINDER",
+            Self::AppointmentFailed => "NOTIFICATION_KIND_APPOINTMENT_FAILED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -394,6 +400,8 @@ impl NotificationKind {
             "NOTIFICATION_KIND_APPOINTMENT_MISSED" => Some(Self::AppointmentMissed),
             "NOTIFICATION_KIND_APPOINTMENT_INVITED" => Some(Self::AppointmentInvited),
             "NOTIFICATION_KIND_APPOINTMENT_CANCELLED" => Some(Self::AppointmentCancelled),
+            "NOTIFICATION_KIND_APPOINTMENT_REMINDER" => Some(Self::AppointmentReminder),
+            "NOTIFICATION_KIND_APPOINTMENT_FAILED" => Some(Self::AppointmentFailed),
             _ => None,
         }
     }
