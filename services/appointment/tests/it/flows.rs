@@ -333,3 +333,27 @@ async fn validation_names_the_fields_and_the_confirm_step_books_nothing() {
     );
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_reminder_thirty_minutes_before() {
+    let svc = Svc::start().await;
+    let slot = next_weekday_at(16, 0);
+    let mut client = svc.taxpayer_client().await;
+    let a = client.book_appointment(svc.req(booking("r", slot), &taxpayer(9))).await.expect("book").into_inner();
+    let id = a.appointment.expect("a").id;
+    let store = svc.replica_store().await;
+    let ahead = Duration::minutes(30);
+    assert_eq!(store.send_reminders(slot - Duration::minutes(45), ahead).await.expect("early"), 0, "not yet");
+    assert_eq!(store.send_reminders(slot - Duration::minutes(29), ahead).await.expect("due"), 1);
+    assert_eq!(store.send_reminders(slot - Duration::minutes(20), ahead).await.expect("again"), 0, "only once");
+    let events: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = 'zhengna.appointment.v1.Reminder'")
+            .fetch_all(store.pool())
+            .await
+            .expect("outbox");
+    assert_eq!(events.len(), 1);
+    let event = <pb::AppointmentEvent as prost::Message>::decode(events[0].as_slice()).expect("decode");
+    let Some(pb::appointment_event::Payload::Reminder(r)) = event.payload else { panic!("not a reminder") };
+    assert_eq!((r.appointment.expect("a").id, r.minutes_before), (id, 29));
+    svc.stop().await;
+}
