@@ -7,6 +7,7 @@ pub mod error;
 pub mod grpc;
 pub mod identity;
 pub mod main_support;
+pub mod offices;
 pub mod server;
 pub mod telemetry;
 pub mod time;

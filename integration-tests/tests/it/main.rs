@@ -4,4 +4,5 @@ mod booking;
 mod flow;
 mod gateway_auth;
 mod grpc_web;
+mod messaging;
 mod platform;

@@ -569,7 +569,7 @@ fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope, subordinates: bool)
         }
         Scope::Unit(unit) if subordinates => {
             // Office codes nest by prefix (省 137 → 市 13701 → 区县 1370102 …).
-            let prefix = unit.trim_end_matches('0');
+            let prefix = zhengna_platform::offices::subtree_prefix(unit).unwrap_or(unit);
             q.push(" AND unit_code LIKE ").push_bind(format!("{}%", escape_like(prefix)));
         }
         Scope::Unit(unit) => {
@@ -781,7 +781,7 @@ async fn publish(
     let event_type = event_type(&payload);
     let event = pb::AppointmentEvent {
         aggregate_id: row.id.to_string(),
-        occurred_at: Some(ts(row.updated_at)),
+        occurred_at: Some(ts(Utc::now())),
         payload: Some(payload),
     };
     let key = row.id.to_string();

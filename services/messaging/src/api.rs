@@ -174,14 +174,8 @@ impl pb::inbox_service_server::InboxService for InboxApi {
     }
 }
 
-/// 留言, 工单 and precision push arrive with the messaging issue (issue 6).
+/// Precision push is still to come (issue 6); its methods answer UNIMPLEMENTED.
 pub struct Later;
 
-#[tonic::async_trait]
-impl pb::leave_message_service_server::LeaveMessageService for Later {}
-#[tonic::async_trait]
-impl pb::leave_message_desk_service_server::LeaveMessageDeskService for Later {}
-#[tonic::async_trait]
-impl pb::ticket_desk_service_server::TicketDeskService for Later {}
 #[tonic::async_trait]
 impl pb::push_admin_service_server::PushAdminService for Later {}

@@ -2,8 +2,11 @@
 //! notifications created from other domains' events, and later 留言, 工单 and precision push.
 
 mod api;
+mod desk;
 pub mod events;
 pub mod inbox;
+pub mod leave;
+pub mod tickets;
 
 use std::net::SocketAddr;
 
@@ -31,6 +34,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Consumer group for domain events.
     pub consumer_group: String,
+    pub tickets: tickets::TicketConfig,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
             consumer_group: "zhengna-messaging".into(),
+            tickets: tickets::TicketConfig::default(),
         }
     }
 }
@@ -52,11 +57,13 @@ impl ServiceConfig for Config {
     }
 }
 
-const TOPIC: &str = "messaging, 留言, 工单 and precision push (issue 6)";
+const TOPIC: &str = "messaging: precision push (issue 6)";
 
 pub struct App {
     server: RunningServer,
     consumer: JoinHandle<Result<(), StartupError>>,
+    relay: JoinHandle<()>,
+    escalation: JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -75,13 +82,21 @@ impl App {
             events::EventHandler,
             shutdown.clone(),
         ));
+        let relay = tokio::spawn(kafka::Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
+        let leaves = leave::LeaveMessages::new(pool.clone());
+        let tickets = tickets::Tickets::new(pool.clone(), cfg.tickets.clone());
+        let escalation = tokio::spawn(tickets::run_escalation(tickets.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::inbox_service_server::InboxServiceServer::new(
             api::InboxApi::new(inbox::Inbox::new(pool)),
         ))
-        .add_service(pb::leave_message_service_server::LeaveMessageServiceServer::new(api::Later))
-        .add_service(pb::leave_message_desk_service_server::LeaveMessageDeskServiceServer::new(api::Later))
-        .add_service(pb::ticket_desk_service_server::TicketDeskServiceServer::new(api::Later))
+        .add_service(pb::leave_message_service_server::LeaveMessageServiceServer::new(desk::LeaveApi::new(
+            leaves.clone(),
+        )))
+        .add_service(pb::leave_message_desk_service_server::LeaveMessageDeskServiceServer::new(
+            desk::LeaveDeskApi::new(leaves, tickets.clone()),
+        ))
+        .add_service(pb::ticket_desk_service_server::TicketDeskServiceServer::new(desk::TicketDeskApi::new(tickets)))
         .add_service(pb::push_admin_service_server::PushAdminServiceServer::new(api::Later));
         let names = vec![
             "zhengna.messaging.v1.InboxService",
@@ -93,14 +108,17 @@ impl App {
         let server = server::serve(ServeOptions {
             service: "messaging",
             routes,
-            unimplemented_topics: names.iter().map(|n| (*n, TOPIC)).collect(),
+            unimplemented_topics: vec![
+                ("zhengna.messaging.v1.PushAdminService", TOPIC),
+                ("zhengna.messaging.v1.InboxService", "messaging: WatchInbox (issue 6)"),
+            ],
             health_names: names,
             key,
             config: cfg.server,
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, consumer, shutdown })
+        Ok(Self { server, consumer, relay, escalation, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -114,6 +132,8 @@ impl App {
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.shutdown.cancelled().await;
         let res = self.server.stopped().await;
+        let _ = self.relay.await;
+        let _ = self.escalation.await;
         match self.consumer.await {
             Ok(Err(e)) => tracing::error!(error = %e, "consumer failed"),
             Err(e) => tracing::error!(error = %e, "consumer task failed"),

@@ -1855,7 +1855,7 @@ pub mod appointment_desk_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
-        /// Starts the agreed interaction (依约发起互动) within the slot (from 10 minutes before its
+        /// Starts the agreed interaction (依约发起互动) within the slot (from 30 minutes before its
         /// start until its end): 待互动 → 互动中. For online appointments the session service opens a
         /// human conversation with the caller; its id is returned.
         pub async fn start_appointment_interaction(
@@ -1975,7 +1975,7 @@ pub mod appointment_desk_service_server {
         > {
             Err(tonic::Status::unimplemented("Not yet implemented"))
         }
-        /// Starts the agreed interaction (依约发起互动) within the slot (from 10 minutes before its
+        /// Starts the agreed interaction (依约发起互动) within the slot (from 30 minutes before its
         /// start until its end): 待互动 → 互动中. For online appointments the session service opens a
         /// human conversation with the caller; its id is returned.
         async fn start_appointment_interaction(

@@ -2752,6 +2752,15 @@ pub struct Ticket {
     /// Deadline for resolution (办理时限), if any.
     #[prost(message, optional, tag = "17")]
     pub due_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// 已超期: the deadline passed before the ticket was resolved.
+    #[prost(bool, tag = "18")]
+    pub overdue: bool,
+    /// How many times it escalated to a parent office.
+    #[prost(int32, tag = "19")]
+    pub escalation_level: i32,
+    /// The office it was first assigned to, before any escalation.
+    #[prost(message, optional, tag = "20")]
+    pub original_office: ::core::option::Option<super::super::common::v1::OfficeRef>,
 }
 /// One ticket history entry.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -4389,7 +4398,7 @@ pub struct MessagingEvent {
     #[prost(message, optional, tag = "2")]
     pub occurred_at: ::core::option::Option<::prost_types::Timestamp>,
     /// The event.
-    #[prost(oneof = "messaging_event::Payload", tags = "10, 11, 12, 13, 14, 15, 16")]
+    #[prost(oneof = "messaging_event::Payload", tags = "10, 11, 12, 13, 14, 15, 16, 17")]
     pub payload: ::core::option::Option<messaging_event::Payload>,
 }
 /// Nested message and enum types in `MessagingEvent`.
@@ -4411,6 +4420,8 @@ pub mod messaging_event {
         TicketResolved(super::TicketResolved),
         #[prost(message, tag = "16")]
         PushSent(super::PushSent),
+        #[prost(message, tag = "17")]
+        TicketEscalated(super::TicketEscalated),
     }
 }
 /// A notification was put into a taxpayer's inbox.
@@ -4476,4 +4487,14 @@ pub struct PushSent {
     /// The push with its final counters.
     #[prost(message, optional, tag = "1")]
     pub push: ::core::option::Option<Push>,
+}
+/// An overdue ticket moved to the parent office (or, at the top, was only flagged overdue).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct TicketEscalated {
+    #[prost(message, optional, tag = "1")]
+    pub ticket: ::core::option::Option<Ticket>,
+    #[prost(string, tag = "2")]
+    pub from_office_code: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub to_office_code: ::prost::alloc::string::String,
 }
