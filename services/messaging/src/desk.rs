@@ -44,11 +44,11 @@ fn page_response(offset: i64, size: i64, returned: usize, total: i64) -> common:
     }
 }
 
+/// Optional lower and upper instants.
+type Bounds = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Shanghai day bounds of a date range: `[start 00:00, end+1 00:00)`.
-fn day_range(
-    r: Option<&common::DateRange>,
-    field: &str,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+fn day_range(r: Option<&common::DateRange>, field: &str) -> Result<Bounds, ApiError> {
     let day = |d: Option<&common::Date>, sub: &str| -> Result<Option<NaiveDate>, ApiError> {
         match d {
             None => Ok(None),

@@ -228,8 +228,8 @@ pub fn validate(
         "" => default_phone.to_owned(),
         p => p.to_owned(),
     };
-    if !phone.is_empty() && !(phone.len() == 11 && phone.starts_with('1') && phone.chars().all(|c| c.is_ascii_digit()))
-    {
+    let mobile = phone.len() == 11 && phone.starts_with('1') && phone.chars().all(|c| c.is_ascii_digit());
+    if !phone.is_empty() && !mobile {
         v.push(FieldViolation::new("phone", "must be an 11-digit mobile number", "请填写正确的手机号码。"));
     }
     if !r.attachment_ids.is_empty() {
