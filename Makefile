@@ -33,7 +33,7 @@ lint: ## rustfmt, clippy and buf lint
 codegen: ## Regenerate crates/proto/src/gen from proto/
 	cargo run -q -p xtask -- codegen
 
-bench: ## Run benchmarks and print their figures
-	@echo "No benchmarks yet: they arrive with the services they measure (see docs/benchmarks.md)."
+bench: setup ## Run benchmarks and print their figures (see docs/benchmarks.md)
+	cargo run -q -p zhengna-messaging --example bench_push
 
 .PHONY: help setup dev test lint codegen bench

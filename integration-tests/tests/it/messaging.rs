@@ -376,3 +376,121 @@ async fn a_redelivered_event_makes_one_notice() {
     pool.close().await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_precision_push_reaches_its_segment_once() {
+    use zhengna_proto::messaging::v1::push_admin_service_client::PushAdminServiceClient;
+    let stack = Stack::start().await;
+    let supervisor = stack.token("supervisor-jinan");
+    let jinan = stack.token("taxpayer-jinan");
+    let qingdao = stack.token("taxpayer-qingdao");
+    // Both taxpayers are known to the directory from their own visits (login claims).
+    assert_eq!(unread(&stack, &jinan).await, 0);
+    assert_eq!(unread(&stack, &qingdao).await, 0);
+    let mut admin = PushAdminServiceClient::new(stack.gateway_channel().await);
+    let profiles = (0..3)
+        .map(|i| msg::TaxpayerProfile {
+            tax_id: format!("9137010200IMPORT{i:02}"),
+            name: format!("导入企业{i}"),
+            office_code: "13701020000".into(),
+            tags: vec!["小规模纳税人".into(), if i == 0 { "高新技术企业" } else { "批发和零售业" }.into()],
+        })
+        .collect();
+    admin.import_taxpayers(authed(msg::ImportTaxpayersRequest { profiles }, &supervisor)).await.expect("import");
+
+    let audience = msg::PushAudience {
+        taxpayer_tags: vec!["小规模纳税人".into()],
+        tag_match: msg::TagMatch::Any as i32,
+        ..Default::default()
+    };
+    let preview = admin
+        .preview_audience(authed(
+            msg::PreviewAudienceRequest { audience: Some(audience.clone()), sample_size: 10 },
+            &supervisor,
+        ))
+        .await
+        .expect("preview")
+        .into_inner();
+    assert_eq!(preview.matched_count, 4, "jinan's own taxpayer and three imported; qingdao is outside the office");
+
+    // Plain agents cannot push; nobody pushes outside their office.
+    let err = admin
+        .create_push(authed(
+            msg::CreatePushRequest { client_request_id: "p0".into(), ..Default::default() },
+            &stack.token("agent-jinan"),
+        ))
+        .await
+        .expect_err("agent");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    let err = admin
+        .create_push(authed(
+            msg::CreatePushRequest {
+                client_request_id: "p1".into(),
+                title: "x".into(),
+                body: "x".into(),
+                audience: Some(msg::PushAudience { office_codes: vec!["13702020000".into()], ..Default::default() }),
+                ..Default::default()
+            },
+            &supervisor,
+        ))
+        .await
+        .expect_err("other office");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("audience.office_codes[0]"), "{}", err.message());
+
+    let created = admin
+        .create_push(authed(
+            msg::CreatePushRequest {
+                client_request_id: "p2".into(),
+                title: "小规模纳税人增值税优惠提醒".into(),
+                body: "小规模纳税人月销售额10万元以下（季度30万元以下）免征增值税，请在申报时准确填写免税销售额。"
+                    .into(),
+                link_url: "/guides/small-scale-vat".into(),
+                category: msg::NotificationCategory::Todo as i32,
+                audience: Some(audience),
+                scheduled_at: None,
+            },
+            &supervisor,
+        ))
+        .await
+        .expect("create")
+        .into_inner()
+        .push
+        .expect("push");
+    assert_eq!(created.status, msg::PushStatus::Scheduled as i32);
+    // Two senders at once (two replicas) still give one notice each.
+    let pool = sqlx::PgPool::connect(&stack.messaging_db).await.expect("db");
+    let (a, b) =
+        (zhengna_messaging::push::Pushes::new(pool.clone()), zhengna_messaging::push::Pushes::new(pool.clone()));
+    let now = chrono::Utc::now();
+    let _ = tokio::join!(a.send_due(now), b.send_due(now));
+    let sent = admin
+        .get_push(authed(msg::GetPushRequest { id: created.id.clone() }, &supervisor))
+        .await
+        .expect("get")
+        .into_inner();
+    let sent = sent.push.expect("push");
+    assert_eq!((sent.status, sent.recipient_count), (msg::PushStatus::Sent as i32, 4));
+    let mut inbox = InboxServiceClient::new(stack.gateway_channel().await);
+    let mine = inbox
+        .list_notifications(authed(msg::ListNotificationsRequest::default(), &jinan))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(mine.notifications.len(), 1);
+    assert_eq!(mine.notifications[0].kind, msg::NotificationKind::PrecisionPush as i32);
+    assert_eq!(mine.notifications[0].category, msg::NotificationCategory::Todo as i32);
+    let theirs = inbox
+        .list_notifications(authed(msg::ListNotificationsRequest::default(), &qingdao))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(theirs.notifications.is_empty(), "not in the segment");
+    let err = admin
+        .cancel_push(authed(msg::CancelPushRequest { id: created.id.clone() }, &supervisor))
+        .await
+        .expect_err("sent");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    pool.close().await;
+    stack.stop().await;
+}

@@ -21,6 +21,13 @@ impl InboxApi {
     pub fn new(inbox: Inbox) -> Self {
         Self { inbox }
     }
+
+    /// Keeps the push directory current from the caller's login claims (best effort).
+    async fn remember(&self, tp: &zhengna_platform::Taxpayer) {
+        if let Err(e) = crate::push::upsert_profiles(self.inbox.pool(), &[tp.into()]).await {
+            tracing::warn!(error = %e, "could not update the taxpayer directory");
+        }
+    }
 }
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
@@ -125,6 +132,7 @@ impl pb::inbox_service_server::InboxService for InboxApi {
         request: Request<pb::GetUnreadCountRequest>,
     ) -> Result<Response<pb::GetUnreadCountResponse>, Status> {
         let caller = identity::caller(&request)?;
+        self.remember(caller.taxpayer()?).await;
         let (todo, notice) = self.inbox.unread(&caller.taxpayer()?.tax_id).await?;
         Ok(Response::new(pb::GetUnreadCountResponse {
             todo_unread: todo as i32,
@@ -173,9 +181,3 @@ impl pb::inbox_service_server::InboxService for InboxApi {
         Ok(Response::new(pb::MarkNotificationsReadResponse { marked: marked as i32 }))
     }
 }
-
-/// Precision push is still to come (issue 6); its methods answer UNIMPLEMENTED.
-pub struct Later;
-
-#[tonic::async_trait]
-impl pb::push_admin_service_server::PushAdminService for Later {}

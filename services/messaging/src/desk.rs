@@ -493,3 +493,209 @@ impl pb::ticket_desk_service_server::TicketDeskService for TicketDeskApi {
         Ok(Response::new(pb::ResolveTicketResponse { ticket: Some(row.to_proto()) }))
     }
 }
+
+pub struct PushApi {
+    pushes: crate::push::Pushes,
+}
+
+impl PushApi {
+    pub fn new(pushes: crate::push::Pushes) -> Self {
+        Self { pushes }
+    }
+}
+
+/// Supervisors and admins push, within their office subtree.
+fn push_scope(caller: &zhengna_platform::Caller) -> Result<(Agent, String), ApiError> {
+    let agent = caller.agent()?;
+    if !matches!(agent.role, zhengna_platform::AgentRole::Supervisor | zhengna_platform::AgentRole::Admin) {
+        return Err(ApiError::PermissionDenied("supervisors and admins send precision pushes".into()));
+    }
+    let scope = zhengna_platform::offices::subtree_prefix(&agent.office_code)
+        .ok_or_else(|| ApiError::PermissionDenied("agent office code is malformed".into()))?
+        .to_owned();
+    Ok((agent.clone(), scope))
+}
+
+#[tonic::async_trait]
+impl pb::push_admin_service_server::PushAdminService for PushApi {
+    async fn create_push(
+        &self,
+        request: Request<pb::CreatePushRequest>,
+    ) -> Result<Response<pb::CreatePushResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let (agent, scope) = push_scope(&caller)?;
+        let r = request.get_ref();
+        let mut v = Vec::new();
+        if r.client_request_id.trim().is_empty() || r.client_request_id.chars().count() > 64 {
+            v.push(FieldViolation::new("client_request_id", "must be 1 to 64 characters", "提交失败，请刷新后重试。"));
+        }
+        let title = r.title.trim();
+        if title.is_empty() || title.chars().count() > 50 {
+            v.push(FieldViolation::new("title", "must be 1 to 50 characters", "请填写推送标题（最多50个字）。"));
+        }
+        let body = r.body.trim();
+        if body.is_empty() || body.chars().count() > 1000 {
+            v.push(FieldViolation::new("body", "must be 1 to 1000 characters", "请填写推送内容（最多1000个字）。"));
+        }
+        let link = r.link_url.trim();
+        if !(link.is_empty()
+            || (link.len() <= 500
+                && (link.starts_with("https://") || link.starts_with("http://") || link.starts_with('/'))))
+        {
+            v.push(FieldViolation::new("link_url", "must be an http(s) URL or a site path", "链接地址有误。"));
+        }
+        let now = Utc::now();
+        let scheduled_at = match r.scheduled_at.as_ref().and_then(|t| DateTime::from_timestamp(t.seconds, 0)) {
+            None => now,
+            Some(t) if t < now - chrono::Duration::minutes(1) => {
+                v.push(FieldViolation::new("scheduled_at", "is in the past", "推送时间不能早于当前时间。"));
+                t
+            }
+            Some(t) if t > now + chrono::Duration::days(90) => {
+                v.push(FieldViolation::new("scheduled_at", "must be within 90 days", "推送时间须在90天以内。"));
+                t
+            }
+            Some(t) => t,
+        };
+        let audience = match crate::push::audience(r.audience.as_ref(), &scope, "audience") {
+            Ok(a) => Some(a),
+            Err(ApiError::InvalidArgument(more)) => {
+                v.extend(more);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (Some(audience), true) = (audience, v.is_empty()) else {
+            return Err(ApiError::InvalidArgument(v).into());
+        };
+        let category = if pb::NotificationCategory::try_from(r.category) == Ok(pb::NotificationCategory::Todo) {
+            "todo"
+        } else {
+            "notice"
+        };
+        let row = self
+            .pushes
+            .create(crate::push::NewPush {
+                client_key: format!("{}:{}", agent.agent_id, r.client_request_id.trim()),
+                title: title.to_owned(),
+                body: body.to_owned(),
+                link_url: link.to_owned(),
+                category,
+                audience,
+                scope_prefix: scope,
+                scheduled_at,
+                created_by_id: agent.agent_id.clone(),
+                created_by_name: agent.name.clone(),
+            })
+            .await?;
+        Ok(Response::new(pb::CreatePushResponse { push: Some(row.to_proto(0)) }))
+    }
+
+    async fn list_pushes(
+        &self,
+        request: Request<pb::ListPushesRequest>,
+    ) -> Result<Response<pb::ListPushesResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let (_, scope) = push_scope(&caller)?;
+        let r = request.get_ref();
+        let status = match pb::PushStatus::try_from(r.status) {
+            Ok(pb::PushStatus::Scheduled) => Some("scheduled"),
+            Ok(pb::PushStatus::Sending) => Some("sending"),
+            Ok(pb::PushStatus::Sent) => Some("sent"),
+            Ok(pb::PushStatus::Cancelled) => Some("cancelled"),
+            Ok(pb::PushStatus::Failed) => Some("failed"),
+            _ => None,
+        };
+        let title = Some(r.title.trim().to_owned()).filter(|t| !t.is_empty());
+        let (offset, size) = page(r.page.as_ref())?;
+        let (rows, total) = self.pushes.list(&scope, status, title, offset, size).await?;
+        Ok(Response::new(pb::ListPushesResponse {
+            page: Some(page_response(offset, size, rows.len(), total)),
+            pushes: rows.iter().map(|p| p.to_proto(0)).collect(),
+        }))
+    }
+
+    async fn get_push(&self, request: Request<pb::GetPushRequest>) -> Result<Response<pb::GetPushResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let (_, scope) = push_scope(&caller)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let (row, read) = self.pushes.get(id, &scope).await?.ok_or_else(|| ApiError::NotFound("push".into()))?;
+        Ok(Response::new(pb::GetPushResponse { push: Some(row.to_proto(read)) }))
+    }
+
+    async fn cancel_push(
+        &self,
+        request: Request<pb::CancelPushRequest>,
+    ) -> Result<Response<pb::CancelPushResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let (_, scope) = push_scope(&caller)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let row = self.pushes.cancel(id, &scope).await?;
+        Ok(Response::new(pb::CancelPushResponse { push: Some(row.to_proto(0)) }))
+    }
+
+    async fn preview_audience(
+        &self,
+        request: Request<pb::PreviewAudienceRequest>,
+    ) -> Result<Response<pb::PreviewAudienceResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let (_, scope) = push_scope(&caller)?;
+        let r = request.get_ref();
+        let a = crate::push::audience(r.audience.as_ref(), &scope, "audience")?;
+        let sample = i64::from(r.sample_size.clamp(0, 50));
+        let (matched, sample, unknown) = self.pushes.preview(&a, &scope, sample).await?;
+        Ok(Response::new(pb::PreviewAudienceResponse {
+            matched_count: matched as i32,
+            sample: sample
+                .into_iter()
+                .map(|p| common::TaxpayerRef {
+                    id: p.tax_id.clone(),
+                    name: p.name,
+                    tax_id: p.tax_id,
+                    office_code: p.office_code,
+                })
+                .collect(),
+            unknown_taxpayer_ids: unknown,
+        }))
+    }
+
+    async fn import_taxpayers(
+        &self,
+        request: Request<pb::ImportTaxpayersRequest>,
+    ) -> Result<Response<pb::ImportTaxpayersResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let (_, scope) = push_scope(&caller)?;
+        let r = request.get_ref();
+        if r.profiles.len() > 10_000 {
+            return Err(ApiError::invalid("profiles", "at most 10000 a call", "一次最多导入10000户。").into());
+        }
+        let mut v = Vec::new();
+        let mut profiles = Vec::with_capacity(r.profiles.len());
+        for (i, p) in r.profiles.iter().enumerate() {
+            let tax_id = p.tax_id.trim().to_uppercase();
+            if !(15..=20).contains(&tax_id.len()) || !tax_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                v.push(FieldViolation::new(format!("profiles[{i}].tax_id"), "not a taxpayer id", "纳税人识别号有误。"));
+            }
+            if !zhengna_platform::offices::subtree_prefix(&p.office_code)
+                .is_some_and(|_| p.office_code.starts_with(&scope))
+            {
+                v.push(FieldViolation::new(
+                    format!("profiles[{i}].office_code"),
+                    "outside your office",
+                    "只能导入本单位及下级单位的纳税人。",
+                ));
+            }
+            profiles.push(crate::push::Profile {
+                tax_id,
+                name: p.name.trim().to_owned(),
+                office_code: p.office_code.clone(),
+                tags: p.tags.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+            });
+        }
+        if !v.is_empty() {
+            return Err(ApiError::InvalidArgument(v).into());
+        }
+        crate::push::upsert_profiles(self.pushes.pool(), &profiles).await?;
+        Ok(Response::new(pb::ImportTaxpayersResponse { imported: profiles.len() as i32 }))
+    }
+}

@@ -86,6 +86,10 @@ impl Inbox {
         Self { pool }
     }
 
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Newest first; returns the page and the total matching count.
     pub async fn list(&self, q: ListQuery<'_>) -> Result<(Vec<NotificationRow>, i64), ApiError> {
         let mut b = QueryBuilder::new(format!("SELECT {COLUMNS} FROM notifications WHERE taxpayer_id = "));

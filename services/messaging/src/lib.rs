@@ -6,6 +6,7 @@ mod desk;
 pub mod events;
 pub mod inbox;
 pub mod leave;
+pub mod push;
 pub mod tickets;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ pub struct Config {
     /// Consumer group for domain events.
     pub consumer_group: String,
     pub tickets: tickets::TicketConfig,
+    pub push: push::PushConfig,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             consumer_group: "zhengna-messaging".into(),
             tickets: tickets::TicketConfig::default(),
+            push: push::PushConfig::default(),
         }
     }
 }
@@ -57,13 +60,12 @@ impl ServiceConfig for Config {
     }
 }
 
-const TOPIC: &str = "messaging: precision push (issue 6)";
-
 pub struct App {
     server: RunningServer,
     consumer: JoinHandle<Result<(), StartupError>>,
     relay: JoinHandle<()>,
     escalation: JoinHandle<()>,
+    sender: JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -86,6 +88,8 @@ impl App {
         let leaves = leave::LeaveMessages::new(pool.clone());
         let tickets = tickets::Tickets::new(pool.clone(), cfg.tickets.clone());
         let escalation = tokio::spawn(tickets::run_escalation(tickets.clone(), shutdown.clone()));
+        let pushes = push::Pushes::new(pool.clone());
+        let sender = tokio::spawn(push::run_sender(pushes.clone(), cfg.push.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::inbox_service_server::InboxServiceServer::new(
             api::InboxApi::new(inbox::Inbox::new(pool)),
@@ -97,7 +101,7 @@ impl App {
             desk::LeaveDeskApi::new(leaves, tickets.clone()),
         ))
         .add_service(pb::ticket_desk_service_server::TicketDeskServiceServer::new(desk::TicketDeskApi::new(tickets)))
-        .add_service(pb::push_admin_service_server::PushAdminServiceServer::new(api::Later));
+        .add_service(pb::push_admin_service_server::PushAdminServiceServer::new(desk::PushApi::new(pushes)));
         let names = vec![
             "zhengna.messaging.v1.InboxService",
             "zhengna.messaging.v1.LeaveMessageService",
@@ -108,17 +112,14 @@ impl App {
         let server = server::serve(ServeOptions {
             service: "messaging",
             routes,
-            unimplemented_topics: vec![
-                ("zhengna.messaging.v1.PushAdminService", TOPIC),
-                ("zhengna.messaging.v1.InboxService", "messaging: WatchInbox (issue 6)"),
-            ],
+            unimplemented_topics: vec![("zhengna.messaging.v1.InboxService", "messaging: WatchInbox (issue 6)")],
             health_names: names,
             key,
             config: cfg.server,
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, consumer, relay, escalation, shutdown })
+        Ok(Self { server, consumer, relay, escalation, sender, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -134,6 +135,7 @@ impl App {
         let res = self.server.stopped().await;
         let _ = self.relay.await;
         let _ = self.escalation.await;
+        let _ = self.sender.await;
         match self.consumer.await {
             Ok(Err(e)) => tracing::error!(error = %e, "consumer failed"),
             Err(e) => tracing::error!(error = %e, "consumer task failed"),

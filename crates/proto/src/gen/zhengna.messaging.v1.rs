@@ -1859,6 +1859,32 @@ pub struct PreviewAudienceResponse {
     #[prost(string, repeated, tag = "3")]
     pub unknown_taxpayer_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
+/// A taxpayer as the push directory knows them.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct TaxpayerProfile {
+    /// 纳税人识别号.
+    #[prost(string, tag = "1")]
+    pub tax_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// 主管税务机关 code.
+    #[prost(string, tag = "3")]
+    pub office_code: ::prost::alloc::string::String,
+    /// Taxpayer type, industry, scale, credit level… as free tags.
+    #[prost(string, repeated, tag = "4")]
+    pub tags: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImportTaxpayersRequest {
+    /// At most 10,000 profiles a call; an existing profile is replaced.
+    #[prost(message, repeated, tag = "1")]
+    pub profiles: ::prost::alloc::vec::Vec<TaxpayerProfile>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportTaxpayersResponse {
+    #[prost(int32, tag = "1")]
+    pub imported: i32,
+}
 /// How tags combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -2176,6 +2202,37 @@ pub mod push_admin_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Loads taxpayer profiles (tags) into the push directory; the directory is also kept
+        /// current from the claims of every taxpayer who uses the inbox.
+        pub async fn import_taxpayers(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ImportTaxpayersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImportTaxpayersResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/zhengna.messaging.v1.PushAdminService/ImportTaxpayers",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "zhengna.messaging.v1.PushAdminService",
+                        "ImportTaxpayers",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -2237,6 +2294,17 @@ pub mod push_admin_service_server {
             request: tonic::Request<super::PreviewAudienceRequest>,
         ) -> std::result::Result<
             tonic::Response<super::PreviewAudienceResponse>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
+        /// Loads taxpayer profiles (tags) into the push directory; the directory is also kept
+        /// current from the claims of every taxpayer who uses the inbox.
+        async fn import_taxpayers(
+            &self,
+            request: tonic::Request<super::ImportTaxpayersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImportTaxpayersResponse>,
             tonic::Status,
         > {
             Err(tonic::Status::unimplemented("Not yet implemented"))
@@ -2532,6 +2600,52 @@ pub mod push_admin_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = PreviewAudienceSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/zhengna.messaging.v1.PushAdminService/ImportTaxpayers" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImportTaxpayersSvc<T: PushAdminService>(pub Arc<T>);
+                    impl<
+                        T: PushAdminService,
+                    > tonic::server::UnaryService<super::ImportTaxpayersRequest>
+                    for ImportTaxpayersSvc<T> {
+                        type Response = super::ImportTaxpayersResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ImportTaxpayersRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as PushAdminService>::import_taxpayers(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImportTaxpayersSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
