@@ -83,3 +83,56 @@ async fn create_database(opts: &PgConnectOptions) -> Result<(), StartupError> {
     conn.close().await?;
     Ok(())
 }
+
+/// Cross-replica wake-ups through PostgreSQL LISTEN/NOTIFY: one listening connection per
+/// process fans each notification out to local subscribers. Payloads are hints only;
+/// subscribers re-read what they need, so a lost or coalesced wake-up loses nothing. After
+/// the connection drops and comes back, everyone gets [`Wake::All`].
+#[derive(Clone)]
+pub struct ListenHub {
+    tx: tokio::sync::broadcast::Sender<Wake>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// A notification with this payload.
+    One(String),
+    /// Anything may have changed (reconnect, lagging subscriber): re-read.
+    All,
+}
+
+impl ListenHub {
+    pub async fn start(
+        pool: &PgPool,
+        channel: &str,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<Self, StartupError> {
+        let (tx, _) = tokio::sync::broadcast::channel(4096);
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(channel).await?;
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    n = listener.try_recv() => n,
+                };
+                let wake = match next {
+                    Ok(Some(n)) => Wake::One(n.payload().to_owned()),
+                    Ok(None) => Wake::All,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listen connection error");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Wake::All
+                    }
+                };
+                let _ = sender.send(wake);
+            }
+        });
+        Ok(Self { tx })
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Wake> {
+        self.tx.subscribe()
+    }
+}

@@ -494,3 +494,51 @@ async fn a_precision_push_reaches_its_segment_once() {
     pool.close().await;
     stack.stop().await;
 }
+
+/// The next update of a WatchInbox stream, skipping heartbeats.
+async fn next(w: &mut tonic::Streaming<msg::WatchInboxResponse>) -> msg::watch_inbox_response::Update {
+    use tokio_stream::StreamExt;
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(15), w.next()).await.expect("update in time");
+        match item.expect("open").expect("ok").update.expect("update") {
+            msg::watch_inbox_response::Update::Heartbeat(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_widget_watches_its_inbox_live() {
+    let stack = Stack::start().await;
+    let tp = stack.token("taxpayer-jinan");
+    let mut inbox = InboxServiceClient::new(stack.gateway_channel().await);
+    let mut watch = inbox.watch_inbox(authed(msg::WatchInboxRequest {}, &tp)).await.expect("watch").into_inner();
+    let first = next(&mut watch).await;
+    assert!(matches!(first, msg::watch_inbox_response::Update::Unread(ref u) if u.total_unread == 0), "{first:?}");
+
+    let mut mine = LeaveMessageServiceClient::new(stack.gateway_channel().await);
+    let lm =
+        mine.submit_leave_message(authed(leave("w1", "consult", "个税汇算什么时候开始？"), &tp)).await.expect("submit");
+    let lm = lm.into_inner().leave_message.expect("lm");
+    let mut desk = LeaveMessageDeskServiceClient::new(stack.gateway_channel().await);
+    desk.reply_leave_message(authed(
+        msg::ReplyLeaveMessageRequest {
+            client_request_id: "r".into(),
+            id: lm.id,
+            content: "每年3月1日至6月30日。".into(),
+            ..Default::default()
+        },
+        &stack.token("agent-jinan"),
+    ))
+    .await
+    .expect("reply");
+
+    let created = next(&mut watch).await;
+    let msg::watch_inbox_response::Update::Created(n) = created else {
+        panic!("expected the new notice, got {created:?}")
+    };
+    assert_eq!(n.title, "留言回复");
+    let counts = next(&mut watch).await;
+    assert!(matches!(counts, msg::watch_inbox_response::Update::Unread(ref u) if u.total_unread == 1), "{counts:?}");
+    stack.stop().await;
+}

@@ -15,11 +15,30 @@ const MAX_MARK_IDS: usize = 100;
 
 pub struct InboxApi {
     inbox: Inbox,
+    hub: zhengna_platform::db::ListenHub,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+type WatchStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::WatchInboxResponse, Status>> + Send>>;
+
+async fn counts(inbox: &Inbox, taxpayer_id: &str) -> Result<pb::WatchInboxResponse, Status> {
+    let (todo, notice) = inbox.unread(taxpayer_id).await?;
+    Ok(pb::WatchInboxResponse {
+        update: Some(pb::watch_inbox_response::Update::Unread(pb::UnreadCounts {
+            todo_unread: todo as i32,
+            notice_unread: notice as i32,
+            total_unread: (todo + notice) as i32,
+        })),
+    })
 }
 
 impl InboxApi {
-    pub fn new(inbox: Inbox) -> Self {
-        Self { inbox }
+    pub fn new(
+        inbox: Inbox,
+        hub: zhengna_platform::db::ListenHub,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        Self { inbox, hub, shutdown }
     }
 
     /// Keeps the push directory current from the caller's login claims (best effort).
@@ -34,7 +53,7 @@ fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
-fn to_proto(r: &NotificationRow) -> pb::Notification {
+pub fn notification_to_proto(r: &NotificationRow) -> pb::Notification {
     let category = match r.category.as_str() {
         "todo" => pb::NotificationCategory::Todo,
         _ => pb::NotificationCategory::Notice,
@@ -122,7 +141,7 @@ impl pb::inbox_service_server::InboxService for InboxApi {
             _ => String::new(),
         };
         Ok(Response::new(pb::ListNotificationsResponse {
-            notifications: rows.iter().map(to_proto).collect(),
+            notifications: rows.iter().map(notification_to_proto).collect(),
             page: Some(common::PageResponse { next_page_token, total_size: total as i32 }),
         }))
     }
@@ -152,7 +171,51 @@ impl pb::inbox_service_server::InboxService for InboxApi {
             .open(&caller.taxpayer()?.tax_id, id)
             .await?
             .ok_or_else(|| ApiError::NotFound("notification".into()))?;
-        Ok(Response::new(pb::GetNotificationResponse { notification: Some(to_proto(&row)) }))
+        Ok(Response::new(pb::GetNotificationResponse { notification: Some(notification_to_proto(&row)) }))
+    }
+
+    /// The widget's live feed: current unread counts, then each new notice followed by the
+    /// new counts, with a heartbeat every 15 seconds. Starts after the newest existing notice.
+    async fn watch_inbox(&self, request: Request<pb::WatchInboxRequest>) -> Result<Response<WatchStream>, Status> {
+        use tokio::sync::broadcast::error::RecvError;
+        use zhengna_platform::db::Wake;
+        let caller = identity::caller(&request)?;
+        let tax_id = caller.taxpayer()?.tax_id.clone();
+        // Subscribe before reading the starting point: nothing slips in between.
+        let mut wakes = self.hub.subscribe();
+        let mut cursor = self.inbox.latest(&tax_id).await?;
+        let inbox = self.inbox.clone();
+        let shutdown = self.shutdown.clone();
+        let stream = async_stream::try_stream! {
+            yield counts(&inbox, &tax_id).await?;
+            loop {
+                let heartbeat = tokio::time::sleep(std::time::Duration::from_secs(15));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = heartbeat => {
+                        yield pb::WatchInboxResponse { update: Some(pb::watch_inbox_response::Update::Heartbeat(
+                            zhengna_proto::common::v1::Heartbeat { at: Some(ts(chrono::Utc::now())) },
+                        )) };
+                        continue;
+                    }
+                    w = wakes.recv() => match w {
+                        Ok(Wake::One(who)) if who != tax_id && who != "*" => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+                let fresh = inbox.newer_than(&tax_id, cursor, 100).await?;
+                if fresh.is_empty() {
+                    continue;
+                }
+                for n in &fresh {
+                    cursor = Some(Cursor { created_at: n.created_at, id: n.id });
+                    yield pb::WatchInboxResponse { update: Some(pb::watch_inbox_response::Update::Created(notification_to_proto(n))) };
+                }
+                yield counts(&inbox, &tax_id).await?;
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn mark_notifications_read(

@@ -30,12 +30,17 @@ pub struct NotificationRow {
 
 const COLUMNS: &str = "id, category, kind, title, body, link_url, source_ref, read_at, created_at";
 
-/// Inserts a notice for `source_event` (ignored if that event already produced one).
+/// Channel on which new notices wake `WatchInbox` streams (payload: taxpayer id, or `*`).
+pub const CHANNEL: &str = "zhengna_inbox";
+
+/// Inserts a notice for `source_event` (ignored if that event already produced one), wakes
+/// the taxpayer's watchers and publishes `NotificationCreated`, all in the caller's
+/// transaction.
 pub async fn insert(conn: &mut PgConnection, source_event: Uuid, n: &NewNotification) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let row: Option<NotificationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO notifications (id, taxpayer_id, category, kind, title, body, link_url, source_ref, source_event)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (source_event) DO NOTHING",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (source_event) DO NOTHING RETURNING {COLUMNS}"
+    )))
     .bind(Uuid::now_v7())
     .bind(&n.taxpayer_id)
     .bind(n.category)
@@ -45,7 +50,29 @@ pub async fn insert(conn: &mut PgConnection, source_event: Uuid, n: &NewNotifica
     .bind(&n.link_url)
     .bind(&n.source_ref)
     .bind(source_event)
-    .execute(conn)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(()) };
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&n.taxpayer_id).execute(&mut *conn).await?;
+    let event = zhengna_proto::messaging::v1::MessagingEvent {
+        aggregate_id: n.taxpayer_id.clone(),
+        occurred_at: Some(crate::leave::ts(row.created_at)),
+        payload: Some(zhengna_proto::messaging::v1::messaging_event::Payload::NotificationCreated(
+            zhengna_proto::messaging::v1::NotificationCreated {
+                taxpayer_id: n.taxpayer_id.clone(),
+                notification: Some(crate::api::notification_to_proto(&row)),
+            },
+        )),
+    };
+    zhengna_platform::outbox::enqueue(
+        conn,
+        zhengna_platform::outbox::OutboxEvent {
+            topic: zhengna_proto::topics::MESSAGING,
+            key: &n.taxpayer_id,
+            event_type: "zhengna.messaging.v1.NotificationCreated",
+            payload: prost::Message::encode_to_vec(&event),
+        },
+    )
     .await?;
     Ok(())
 }
@@ -111,6 +138,33 @@ impl Inbox {
         let rows = b.build_query_as().fetch_all(&self.pool).await?;
         let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
         Ok((rows, total))
+    }
+
+    /// Notices of a taxpayer newer than `after` (oldest first), at most `limit`.
+    pub async fn newer_than(
+        &self,
+        taxpayer_id: &str,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Vec<NotificationRow>, ApiError> {
+        let mut b = QueryBuilder::new(format!("SELECT {COLUMNS} FROM notifications WHERE taxpayer_id = "));
+        b.push_bind(taxpayer_id);
+        if let Some(a) = after {
+            b.push(" AND (created_at, id) > (").push_bind(a.created_at).push(", ").push_bind(a.id).push(")");
+        }
+        b.push(" ORDER BY created_at, id LIMIT ").push_bind(limit);
+        Ok(b.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// The newest notice's position, where a new watcher starts.
+    pub async fn latest(&self, taxpayer_id: &str) -> Result<Option<Cursor>, ApiError> {
+        let row: Option<(DateTime<Utc>, Uuid)> = sqlx::query_as(
+            "SELECT created_at, id FROM notifications WHERE taxpayer_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(taxpayer_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(created_at, id)| Cursor { created_at, id }))
     }
 
     /// Unread counts per category: (todo, notice).

@@ -1,7 +1,7 @@
 //! 消息 — the messaging service: the taxpayer inbox (待办提醒 / 消息提示 with unread counts),
 //! notifications created from other domains' events, and later 留言, 工单 and precision push.
 
-mod api;
+pub mod api;
 mod desk;
 pub mod events;
 pub mod inbox;
@@ -91,8 +91,9 @@ impl App {
         let pushes = push::Pushes::new(pool.clone());
         let sender = tokio::spawn(push::run_sender(pushes.clone(), cfg.push.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
+        let hub = zhengna_platform::db::ListenHub::start(&pool, inbox::CHANNEL, shutdown.clone()).await?;
         let routes = tonic::service::Routes::new(pb::inbox_service_server::InboxServiceServer::new(
-            api::InboxApi::new(inbox::Inbox::new(pool)),
+            api::InboxApi::new(inbox::Inbox::new(pool), hub, shutdown.clone()),
         ))
         .add_service(pb::leave_message_service_server::LeaveMessageServiceServer::new(desk::LeaveApi::new(
             leaves.clone(),
@@ -112,7 +113,7 @@ impl App {
         let server = server::serve(ServeOptions {
             service: "messaging",
             routes,
-            unimplemented_topics: vec![("zhengna.messaging.v1.InboxService", "messaging: WatchInbox (issue 6)")],
+            unimplemented_topics: Vec::new(),
             health_names: names,
             key,
             config: cfg.server,

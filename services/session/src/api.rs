@@ -235,6 +235,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         let store = self.store.clone();
         let shutdown = self.shutdown.clone();
         let heartbeat = Duration::from_secs(self.cfg.heartbeat_secs.max(1));
+        let conversation_key = conversation.to_string();
         let stream = async_stream::try_stream! {
             let mut last = after_seq;
             loop {
@@ -259,7 +260,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
                             break;
                         }
                         w = wakes.recv() => match w {
-                            Ok(Wake(Some(id))) if id != conversation => continue,
+                            Ok(Wake::One(id)) if id != conversation_key => continue,
                             Ok(_) | Err(RecvError::Lagged(_)) => break,
                             Err(RecvError::Closed) => return,
                         },

@@ -90,7 +90,7 @@ impl App {
         let key = cfg.identity.key()?;
         let channel = zhengna_platform::grpc::channel(&cfg.answer.url, Duration::from_secs(3))
             .map_err(|e| StartupError::Config(format!("answer.url: {e}")))?;
-        let hub = hub::Hub::start(pool.clone(), shutdown.clone()).await?;
+        let hub = hub::Hub::start(&pool, hub::CHANNEL, shutdown.clone()).await?;
         let api = api::ConversationApi::new(
             store::Store::new(pool),
             hub,
