@@ -136,3 +136,35 @@ impl ListenHub {
         self.tx.subscribe()
     }
 }
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
+pub fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The next human-readable number for `prefix` today (Asia/Shanghai): prefix + yyyymmdd +
+/// a 6-digit daily sequence, e.g. `YY20261124000001`. Runs in the caller's transaction, on
+/// the service's `number_counters (prefix, day, last)` table, so a rolled-back insert gives
+/// its number back.
+pub async fn next_number(conn: &mut sqlx::PgConnection, prefix: &str) -> Result<String, sqlx::Error> {
+    let today = crate::time::shanghai_today();
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO number_counters (prefix, day, last) VALUES ($1, $2, 1)
+         ON CONFLICT (prefix, day) DO UPDATE SET last = number_counters.last + 1 RETURNING last",
+    )
+    .bind(prefix)
+    .bind(today)
+    .fetch_one(conn)
+    .await?;
+    Ok(format!("{prefix}{}{seq:06}", today.format("%Y%m%d")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_literal() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+}

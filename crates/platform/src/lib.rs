@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod identity;
 pub mod main_support;
 pub mod offices;
+pub mod paging;
 pub mod server;
 pub mod telemetry;
 pub mod time;

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use zhengna_platform::identity::{self, Agent, AgentRole, Caller};
+use zhengna_platform::paging::Page;
 use zhengna_platform::{ApiError, FieldViolation, time};
 use zhengna_proto::appointment::v1 as pb;
 use zhengna_proto::common::v1 as common;
@@ -15,38 +16,10 @@ use crate::slots::{SLOT_MINUTES, SlotCapacity, SlotConfig};
 use crate::state::{Action, Confirm, Origin};
 use crate::store::{Actor, Appointments, Change, Filter, Scope, day_bounds};
 
-const DEFAULT_PAGE: i32 = 20;
-const MAX_PAGE: i32 = 100;
 const MAX_SUMMARY_CHARS: usize = 500;
 
 fn parse_id(field: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s.trim()).map_err(|_| ApiError::invalid(field, "must be a UUID", "预约标识无效，请刷新后重试。"))
-}
-
-fn page(p: Option<&common::PageRequest>) -> Result<(i64, i64), ApiError> {
-    let p = p.cloned().unwrap_or_default();
-    let size = match p.page_size {
-        0 => DEFAULT_PAGE,
-        n if n < 0 => return Err(ApiError::invalid("page.page_size", "must not be negative", "分页参数有误。")),
-        n => n.min(MAX_PAGE),
-    };
-    let offset = match p.page_token.as_str() {
-        "" => 0,
-        t => t
-            .parse::<i64>()
-            .ok()
-            .filter(|o| *o >= 0)
-            .ok_or_else(|| ApiError::invalid("page.page_token", "malformed", "分页参数有误，请刷新后重试。"))?,
-    };
-    Ok((offset, i64::from(size)))
-}
-
-fn page_response(offset: i64, size: i64, returned: usize, total: i64) -> common::PageResponse {
-    let next = offset + returned as i64;
-    common::PageResponse {
-        next_page_token: if returned as i64 == size && next < total { next.to_string() } else { String::new() },
-        total_size: total as i32,
-    }
 }
 
 fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
@@ -256,10 +229,10 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
         let (_, scope, _) = taxpayer_actor(&caller)?;
         let r = request.get_ref();
         let f = filter(r.filter.as_ref())?;
-        let (offset, size) = page(r.page.as_ref())?;
-        let (rows, total) = self.store.list(&scope, false, &f, offset, size).await?;
+        let page = Page::from_request(r.page.as_ref())?;
+        let (rows, total) = self.store.list(&scope, false, &f, page.offset, page.size).await?;
         Ok(Response::new(pb::ListAppointmentsResponse {
-            page: Some(page_response(offset, size, rows.len(), total)),
+            page: Some(page.response(rows.len(), total)),
             appointments: rows.iter().map(|r| r.to_proto()).collect(),
         }))
     }
@@ -372,10 +345,11 @@ impl pb::appointment_desk_service_server::AppointmentDeskService for DeskApi {
         let mut f = filter(r.filter.as_ref())?;
         f.taxpayer = Some(r.taxpayer_query.trim().to_owned()).filter(|t| !t.is_empty());
         f.agent_id = Some(r.agent_id.trim().to_owned()).filter(|t| !t.is_empty());
-        let (offset, size) = page(r.page.as_ref())?;
-        let (rows, total) = self.store.list(&Scope::Unit(unit), r.include_subordinates, &f, offset, size).await?;
+        let page = Page::from_request(r.page.as_ref())?;
+        let (rows, total) =
+            self.store.list(&Scope::Unit(unit), r.include_subordinates, &f, page.offset, page.size).await?;
         Ok(Response::new(pb::ListOfficeAppointmentsResponse {
-            page: Some(page_response(offset, size, rows.len(), total)),
+            page: Some(page.response(rows.len(), total)),
             appointments: rows.iter().map(|r| r.to_proto()).collect(),
         }))
     }

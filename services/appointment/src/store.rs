@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
+use zhengna_platform::db::escape_like;
 use zhengna_platform::outbox::{self, OutboxEvent};
 use zhengna_platform::{ApiError, time};
 use zhengna_proto::appointment::v1 as pb;
@@ -179,10 +180,6 @@ fn slot_refused() -> ApiError {
     ApiError::refused("slot is full", "该时段已约满，请选择其他时间。")
 }
 
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-}
-
 #[derive(Clone)]
 pub struct Appointments {
     pool: PgPool,
@@ -330,20 +327,11 @@ impl Appointments {
         if reserved.is_none() {
             return Err(slot_refused());
         }
-        let today = time::shanghai_today();
         let prefix = match origin {
             Origin::Taxpayer => "YY",
             Origin::Bureau => "YQ",
         };
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO number_counters (prefix, day, last) VALUES ($1, $2, 1)
-             ON CONFLICT (prefix, day) DO UPDATE SET last = number_counters.last + 1 RETURNING last",
-        )
-        .bind(prefix)
-        .bind(today)
-        .fetch_one(&mut *tx)
-        .await?;
-        let number = format!("{prefix}{}{seq:06}", today.format("%Y%m%d"));
+        let number = zhengna_platform::db::next_number(&mut tx, prefix).await?;
         let s = State::initial(origin);
         let (agent_id, agent_name) = match actor {
             Actor::Agent { id, name } => (id.as_str(), name.as_str()),

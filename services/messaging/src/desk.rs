@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use zhengna_platform::identity::{self, Agent};
+use zhengna_platform::paging::Page;
 use zhengna_platform::{ApiError, FieldViolation, time};
 use zhengna_proto::common::v1 as common;
 use zhengna_proto::messaging::v1 as pb;
@@ -11,37 +12,8 @@ use zhengna_proto::messaging::v1 as pb;
 use crate::leave::{self, LeaveMessages, Scope};
 use crate::tickets::{self, NewTicket, Tickets, Who};
 
-const DEFAULT_PAGE: i32 = 20;
-const MAX_PAGE: i32 = 100;
-
 fn parse_id(field: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s.trim()).map_err(|_| ApiError::invalid(field, "must be a UUID", "标识无效，请刷新后重试。"))
-}
-
-fn page(p: Option<&common::PageRequest>) -> Result<(i64, i64), ApiError> {
-    let p = p.cloned().unwrap_or_default();
-    let size = match p.page_size {
-        0 => DEFAULT_PAGE,
-        n if n < 0 => return Err(ApiError::invalid("page.page_size", "must not be negative", "分页参数有误。")),
-        n => n.min(MAX_PAGE),
-    };
-    let offset = match p.page_token.as_str() {
-        "" => 0,
-        t => t
-            .parse::<i64>()
-            .ok()
-            .filter(|o| *o >= 0)
-            .ok_or_else(|| ApiError::invalid("page.page_token", "malformed", "分页参数有误，请刷新后重试。"))?,
-    };
-    Ok((offset, i64::from(size)))
-}
-
-fn page_response(offset: i64, size: i64, returned: usize, total: i64) -> common::PageResponse {
-    let next = offset + returned as i64;
-    common::PageResponse {
-        next_page_token: if returned as i64 == size && next < total { next.to_string() } else { String::new() },
-        total_size: total as i32,
-    }
 }
 
 /// Optional lower and upper instants.
@@ -170,10 +142,10 @@ impl pb::leave_message_service_server::LeaveMessageService for LeaveApi {
         let tp = caller.taxpayer()?;
         let r = request.get_ref();
         let f = leave_filter(r.filter.as_ref())?;
-        let (offset, size) = page(r.page.as_ref())?;
-        let (rows, total) = self.store.list(&Scope::Taxpayer(tp.tax_id.clone()), &f, offset, size).await?;
+        let page = Page::from_request(r.page.as_ref())?;
+        let (rows, total) = self.store.list(&Scope::Taxpayer(tp.tax_id.clone()), &f, page.offset, page.size).await?;
         Ok(Response::new(pb::ListMyLeaveMessagesResponse {
-            page: Some(page_response(offset, size, rows.len(), total)),
+            page: Some(page.response(rows.len(), total)),
             leave_messages: rows.iter().map(|r| r.to_proto(&[], "")).collect(),
         }))
     }
@@ -218,11 +190,11 @@ impl pb::leave_message_desk_service_server::LeaveMessageDeskService for LeaveDes
         let mut f = leave_filter(r.filter.as_ref())?;
         f.taxpayer = Some(r.taxpayer_query.trim().to_owned()).filter(|t| !t.is_empty());
         f.assignee = r.assigned_to_me.then(|| agent.agent_id.clone());
-        let (offset, size) = page(r.page.as_ref())?;
+        let page = Page::from_request(r.page.as_ref())?;
         let scope = Scope::Office { code: office, subordinates: r.include_subordinates };
-        let (rows, total) = self.store.list(&scope, &f, offset, size).await?;
+        let (rows, total) = self.store.list(&scope, &f, page.offset, page.size).await?;
         Ok(Response::new(pb::ListOfficeLeaveMessagesResponse {
-            page: Some(page_response(offset, size, rows.len(), total)),
+            page: Some(page.response(rows.len(), total)),
             leave_messages: rows.iter().map(|r| r.to_proto(&[], "")).collect(),
         }))
     }
@@ -425,10 +397,10 @@ impl pb::ticket_desk_service_server::TicketDeskService for TicketDeskApi {
             query: non_empty(&r.query),
             taxpayer: non_empty(&r.taxpayer_query),
         };
-        let (offset, size) = page(r.page.as_ref())?;
-        let (rows, total) = self.tickets.list(&office, r.include_subordinates, &f, offset, size).await?;
+        let page = Page::from_request(r.page.as_ref())?;
+        let (rows, total) = self.tickets.list(&office, r.include_subordinates, &f, page.offset, page.size).await?;
         Ok(Response::new(pb::ListTicketsResponse {
-            page: Some(page_response(offset, size, rows.len(), total)),
+            page: Some(page.response(rows.len(), total)),
             tickets: rows.iter().map(|t| t.to_proto()).collect(),
         }))
     }
@@ -607,10 +579,10 @@ impl pb::push_admin_service_server::PushAdminService for PushApi {
             _ => None,
         };
         let title = Some(r.title.trim().to_owned()).filter(|t| !t.is_empty());
-        let (offset, size) = page(r.page.as_ref())?;
-        let (rows, total) = self.pushes.list(&scope, status, title, offset, size).await?;
+        let page = Page::from_request(r.page.as_ref())?;
+        let (rows, total) = self.pushes.list(&scope, status, title, page.offset, page.size).await?;
         Ok(Response::new(pb::ListPushesResponse {
-            page: Some(page_response(offset, size, rows.len(), total)),
+            page: Some(page.response(rows.len(), total)),
             pushes: rows.iter().map(|p| p.to_proto(0)).collect(),
         }))
     }

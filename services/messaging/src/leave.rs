@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
+pub use zhengna_platform::db::escape_like;
 use zhengna_platform::outbox::{self, OutboxEvent};
-use zhengna_platform::{ApiError, FieldViolation, time};
+use zhengna_platform::{ApiError, FieldViolation};
 use zhengna_proto::common::v1 as common;
 use zhengna_proto::messaging::v1 as pb;
 
@@ -33,22 +34,9 @@ pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }
 
-pub fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-}
-
-/// The next human-readable number for `prefix` today (Shanghai), inside the caller's transaction.
+/// The next human-readable number for `prefix` (see [`zhengna_platform::db::next_number`]).
 pub async fn next_number(conn: &mut PgConnection, prefix: &str) -> Result<String, ApiError> {
-    let today = time::shanghai_today();
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO number_counters (prefix, day, last) VALUES ($1, $2, 1)
-         ON CONFLICT (prefix, day) DO UPDATE SET last = number_counters.last + 1 RETURNING last",
-    )
-    .bind(prefix)
-    .bind(today)
-    .fetch_one(conn)
-    .await?;
-    Ok(format!("{prefix}{}{seq:06}", today.format("%Y%m%d")))
+    Ok(zhengna_platform::db::next_number(conn, prefix).await?)
 }
 
 /// Enqueues a messaging event on `zhengna.messaging.v1.events`.
