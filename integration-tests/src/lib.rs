@@ -79,7 +79,13 @@ impl Stack {
         tasks.push(tokio::spawn(answer.run_until_stopped()));
 
         let queue = zhengna_queue::App::build(
-            zhengna_queue::Config { server: local(), db: queue_db, identity: id_cfg.clone(), ..Default::default() },
+            zhengna_queue::Config {
+                server: local(),
+                db: queue_db,
+                identity: id_cfg.clone(),
+                kafka: kafka.clone(),
+                ..Default::default()
+            },
             shutdown.clone(),
         )
         .await

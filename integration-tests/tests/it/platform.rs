@@ -7,7 +7,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use zhengna_integration_tests::{Stack, authed};
 use zhengna_proto::queue::v1 as queue;
-use zhengna_proto::queue::v1::queue_service_client::QueueServiceClient;
+use zhengna_proto::queue::v1::queue_admin_service_client::QueueAdminServiceClient;
 use zhengna_proto::session::v1 as pb;
 use zhengna_proto::session::v1::conversation_service_client::ConversationServiceClient;
 
@@ -62,9 +62,9 @@ async fn services_refuse_calls_without_a_valid_internal_identity() {
 #[tokio::test(flavor = "multi_thread")]
 async fn later_methods_say_unimplemented_and_name_their_issue() {
     let stack = Stack::start().await;
-    let mut q = QueueServiceClient::new(stack.gateway_channel().await);
+    let mut q = QueueAdminServiceClient::new(stack.gateway_channel().await);
     let err = q
-        .enqueue_for_human(authed(queue::EnqueueForHumanRequest::default(), &stack.token("taxpayer-jinan")))
+        .list_skill_groups(authed(queue::ListSkillGroupsRequest::default(), &stack.token("supervisor-jinan")))
         .await
         .expect_err("not yet");
     assert_eq!(err.code(), tonic::Code::Unimplemented);

@@ -1,6 +1,10 @@
-//! 人工排队 — the queue service: skill groups by tax office, agent presence and capacity,
-//! queue entries with position and ETA, assignment and transfer. This first cut runs the
-//! service with its schema, health and API; the queue itself is the conversations issue.
+//! 人工排队 — the queue service: the line for human service per tax office (routed up the
+//! office hierarchy to the nearest staffed office), live position and estimated wait,
+//! cancel while waiting, agent presence and capacity, and claims that never exceed it.
+//! Skill groups, business hours, transfer and auto-assignment come with the rest of issue 4.
+
+mod api;
+pub mod store;
 
 use std::net::SocketAddr;
 
@@ -23,6 +27,7 @@ pub struct Config {
     pub db: DbConfig,
     pub telemetry: TelemetryConfig,
     pub identity: IdentityConfig,
+    pub kafka: zhengna_platform::kafka::KafkaConfig,
 }
 
 impl Default for Config {
@@ -32,6 +37,7 @@ impl Default for Config {
             db: DbConfig::local("zhengna_queue"),
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
+            kafka: zhengna_platform::kafka::KafkaConfig::default(),
         }
     }
 }
@@ -44,28 +50,31 @@ impl ServiceConfig for Config {
 
 const TOPIC: &str = "the queue and human interaction (issue 4)";
 
-/// Every method answers UNIMPLEMENTED naming the issue that delivers it.
+/// Skill-group administration comes with the rest of issue 4: UNIMPLEMENTED naming it.
 struct Later;
 
-#[tonic::async_trait]
-impl pb::queue_service_server::QueueService for Later {}
-#[tonic::async_trait]
-impl pb::agent_desk_service_server::AgentDeskService for Later {}
 #[tonic::async_trait]
 impl pb::queue_admin_service_server::QueueAdminService for Later {}
 
 pub struct App {
     server: RunningServer,
+    relay: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
 impl App {
     pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
-        let _pool = db::connect(&cfg.db, &MIGRATOR).await?;
+        let pool = db::connect(&cfg.db, &MIGRATOR).await?;
+        zhengna_platform::kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::QUEUE]).await?;
+        let relay = tokio::spawn(zhengna_platform::kafka::Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
+        let hub = db::ListenHub::start(&pool, store::CHANNEL, shutdown.clone()).await?;
+        let queue = store::Queue::new(pool);
         let key = cfg.identity.key()?;
-        let routes = tonic::service::Routes::new(pb::queue_service_server::QueueServiceServer::new(Later))
-            .add_service(pb::agent_desk_service_server::AgentDeskServiceServer::new(Later))
-            .add_service(pb::queue_admin_service_server::QueueAdminServiceServer::new(Later));
+        let routes = tonic::service::Routes::new(pb::queue_service_server::QueueServiceServer::new(
+            api::QueueApi::new(queue.clone(), hub, shutdown.clone()),
+        ))
+        .add_service(pb::agent_desk_service_server::AgentDeskServiceServer::new(api::DeskApi::new(queue)))
+        .add_service(pb::queue_admin_service_server::QueueAdminServiceServer::new(Later));
         let names = vec![
             "zhengna.queue.v1.QueueService",
             "zhengna.queue.v1.AgentDeskService",
@@ -81,7 +90,7 @@ impl App {
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, shutdown })
+        Ok(Self { server, relay, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -94,6 +103,8 @@ impl App {
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.shutdown.cancelled().await;
-        self.server.stopped().await
+        let res = self.server.stopped().await;
+        let _ = self.relay.await;
+        res
     }
 }

@@ -1,0 +1,491 @@
+//! Queue storage: entries, agents and the claim that never exceeds an agent's capacity.
+//!
+//! A claim locks the agent's row first, checks presence and capacity, then takes the oldest
+//! waiting entry with `FOR UPDATE SKIP LOCKED`; both rows change in one transaction with
+//! the `EntryAssigned` event. Concurrent claims by one agent serialise on its row; claims by
+//! different agents never take the same entry.
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+use zhengna_platform::identity::{Agent, Taxpayer};
+use zhengna_platform::outbox::{self, OutboxEvent};
+use zhengna_platform::{ApiError, offices};
+use zhengna_proto::common::v1 as common;
+use zhengna_proto::queue::v1 as pb;
+
+/// Channel on which queue changes wake position watchers (payload: office code).
+pub const CHANNEL: &str = "zhengna_queue";
+
+pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntryRow {
+    pub id: Uuid,
+    pub conversation_id: String,
+    pub taxpayer_id: String,
+    pub taxpayer_name: String,
+    pub office_code: String,
+    pub trigger: String,
+    pub state: String,
+    pub topic_hint: String,
+    pub question_summary: String,
+    pub channel: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub enqueued_at: DateTime<Utc>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+const ENTRY: &str = "id, conversation_id, taxpayer_id, taxpayer_name, office_code, trigger, state, topic_hint,
+    question_summary, channel, agent_id, agent_name, enqueued_at, assigned_at, closed_at";
+
+pub fn trigger_str(t: pb::QueueTrigger) -> &'static str {
+    match t {
+        pb::QueueTrigger::Intent => "intent",
+        pb::QueueTrigger::NoAnswer => "no_answer",
+        pb::QueueTrigger::UnresolvedRounds => "unresolved_rounds",
+        pb::QueueTrigger::UselessFeedback => "useless_feedback",
+        pb::QueueTrigger::Emotion => "emotion",
+        pb::QueueTrigger::Button | pb::QueueTrigger::Unspecified => "button",
+    }
+}
+
+fn trigger_pb(s: &str) -> pb::QueueTrigger {
+    match s {
+        "intent" => pb::QueueTrigger::Intent,
+        "no_answer" => pb::QueueTrigger::NoAnswer,
+        "unresolved_rounds" => pb::QueueTrigger::UnresolvedRounds,
+        "useless_feedback" => pb::QueueTrigger::UselessFeedback,
+        "emotion" => pb::QueueTrigger::Emotion,
+        _ => pb::QueueTrigger::Button,
+    }
+}
+
+pub fn state_pb(s: &str) -> pb::QueueEntryState {
+    match s {
+        "waiting" => pb::QueueEntryState::Waiting,
+        "assigned" => pb::QueueEntryState::Assigned,
+        "cancelled" => pb::QueueEntryState::Cancelled,
+        "expired" => pb::QueueEntryState::Expired,
+        "closed" => pb::QueueEntryState::Closed,
+        _ => pb::QueueEntryState::Unspecified,
+    }
+}
+
+impl EntryRow {
+    pub fn agent_ref(&self) -> Option<common::AgentRef> {
+        (!self.agent_id.is_empty()).then(|| common::AgentRef {
+            id: self.agent_id.clone(),
+            display_name: self.agent_name.clone(),
+            office_code: self.office_code.clone(),
+            ..Default::default()
+        })
+    }
+
+    pub fn to_proto(&self, position: i32) -> pb::QueueEntry {
+        pb::QueueEntry {
+            id: self.id.to_string(),
+            conversation_id: self.conversation_id.clone(),
+            taxpayer: Some(common::TaxpayerRef {
+                id: self.taxpayer_id.clone(),
+                name: self.taxpayer_name.clone(),
+                tax_id: self.taxpayer_id.clone(),
+                office_code: self.office_code.clone(),
+            }),
+            office: Some(common::OfficeRef { code: self.office_code.clone(), ..Default::default() }),
+            skill_group_id: self.office_code.clone(),
+            skill_group_name: String::new(),
+            trigger: trigger_pb(&self.trigger) as i32,
+            state: state_pb(&self.state) as i32,
+            position,
+            enqueued_at: Some(ts(self.enqueued_at)),
+            assigned_at: self.assigned_at.map(ts),
+            closed_at: self.closed_at.map(ts),
+            agent: self.agent_ref(),
+            topic_hint: self.topic_hint.clone(),
+            question_summary: self.question_summary.clone(),
+            transfer_count: 0,
+            channel: self.channel.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentRow {
+    pub agent_id: String,
+    pub name: String,
+    pub office_code: String,
+    pub presence: String,
+    pub capacity: i32,
+    pub active_count: i32,
+    pub presence_since: DateTime<Utc>,
+}
+
+const AGENT: &str = "agent_id, name, office_code, presence, capacity, active_count, presence_since";
+
+pub fn presence_pb(s: &str) -> pb::AgentPresence {
+    match s {
+        "online" => pb::AgentPresence::Online,
+        "busy" => pb::AgentPresence::Busy,
+        "away" => pb::AgentPresence::Away,
+        _ => pb::AgentPresence::Offline,
+    }
+}
+
+impl AgentRow {
+    pub fn to_proto(&self) -> pb::AgentState {
+        pb::AgentState {
+            agent: Some(common::AgentRef {
+                id: self.agent_id.clone(),
+                display_name: self.name.clone(),
+                office_code: self.office_code.clone(),
+                ..Default::default()
+            }),
+            presence: presence_pb(&self.presence) as i32,
+            capacity: self.capacity,
+            active_count: self.active_count,
+            skill_group_ids: vec![self.office_code.clone()],
+            presence_since: Some(ts(self.presence_since)),
+        }
+    }
+}
+
+/// Where a taxpayer is in line.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub entry: EntryRow,
+    /// 1-based while waiting, 0 otherwise.
+    pub position: i32,
+    pub waiting: i32,
+    pub estimated_wait_secs: i64,
+}
+
+async fn publish(
+    conn: &mut PgConnection,
+    entry: &EntryRow,
+    event_type: &str,
+    payload: pb::queue_event::Payload,
+) -> Result<(), ApiError> {
+    let event = pb::QueueEvent {
+        aggregate_id: entry.conversation_id.clone(),
+        occurred_at: Some(ts(Utc::now())),
+        payload: Some(payload),
+    };
+    outbox::enqueue(
+        conn,
+        OutboxEvent {
+            topic: zhengna_proto::topics::QUEUE,
+            key: &entry.conversation_id,
+            event_type,
+            payload: event.encode_to_vec(),
+        },
+    )
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&entry.office_code).execute(conn).await?;
+    Ok(())
+}
+
+fn refused(reason: &str, user: &str) -> ApiError {
+    ApiError::refused(reason, user)
+}
+
+#[derive(Clone)]
+pub struct Queue {
+    pool: PgPool,
+}
+
+impl Queue {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The office that serves a taxpayer of `office`: itself if it has agents, else the
+    /// nearest ancestor that has; the taxpayer's own office when none has any yet.
+    pub async fn route(&self, office: &str) -> Result<String, ApiError> {
+        let mut code = office.to_owned();
+        loop {
+            let staffed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM agents WHERE office_code = $1)")
+                .bind(&code)
+                .fetch_one(&self.pool)
+                .await?;
+            if staffed {
+                return Ok(code);
+            }
+            match offices::parent(&code) {
+                Some(p) => code = p,
+                None => return Ok(office.to_owned()),
+            }
+        }
+    }
+
+    /// Puts a conversation in line (or returns its open entry, and whether it is new).
+    pub async fn enqueue(
+        &self,
+        tp: &Taxpayer,
+        conversation_id: &str,
+        trigger: &'static str,
+        topic_hint: &str,
+        question_summary: &str,
+    ) -> Result<(EntryRow, bool), ApiError> {
+        let open = |pool: PgPool, conv: String| async move {
+            sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY} FROM queue_entries WHERE conversation_id = $1 AND state IN ('waiting', 'assigned')"
+            )))
+            .bind(conv)
+            .fetch_optional(&pool)
+            .await
+        };
+        if let Some(existing) = open(self.pool.clone(), conversation_id.to_owned()).await? {
+            if existing.taxpayer_id != tp.tax_id {
+                return Err(ApiError::NotFound("conversation".into()));
+            }
+            return Ok((existing, false));
+        }
+        let office = self.route(&tp.office_code).await?;
+        let mut tx = self.pool.begin().await?;
+        let inserted: Result<EntryRow, sqlx::Error> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO queue_entries (id, conversation_id, taxpayer_id, taxpayer_name, office_code, trigger, state,
+                 topic_hint, question_summary)
+             VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7, $8) RETURNING {ENTRY}"
+        )))
+        .bind(Uuid::now_v7())
+        .bind(conversation_id)
+        .bind(&tp.tax_id)
+        .bind(&tp.name)
+        .bind(&office)
+        .bind(trigger)
+        .bind(topic_hint)
+        .bind(question_summary)
+        .fetch_one(&mut *tx)
+        .await;
+        let entry = match inserted.map_err(ApiError::from) {
+            Ok(e) => e,
+            // A concurrent enqueue of the same conversation won.
+            Err(ApiError::AlreadyExists(_)) => {
+                drop(tx);
+                let existing = open(self.pool.clone(), conversation_id.to_owned())
+                    .await?
+                    .ok_or_else(|| ApiError::Internal("queue entry vanished after conflict".into()))?;
+                return Ok((existing, false));
+            }
+            Err(e) => return Err(e),
+        };
+        publish(
+            &mut tx,
+            &entry,
+            "zhengna.queue.v1.EntryEnqueued",
+            pb::queue_event::Payload::EntryEnqueued(pb::EntryEnqueued { entry: Some(entry.to_proto(0)) }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((entry, true))
+    }
+
+    /// A taxpayer's own entry.
+    pub async fn entry_of(&self, id: Uuid, tax_id: &str) -> Result<Option<EntryRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM queue_entries WHERE id = $1 AND taxpayer_id = $2"
+        )))
+        .bind(id)
+        .bind(tax_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Position, waiting count and an estimate from the office's recent waits.
+    pub async fn standing(&self, id: Uuid, tax_id: &str) -> Result<Option<Standing>, ApiError> {
+        let Some(entry) = self.entry_of(id, tax_id).await? else { return Ok(None) };
+        let (ahead, waiting): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE (enqueued_at, id) < ($2, $3)), count(*)
+             FROM queue_entries WHERE office_code = $1 AND state = 'waiting'",
+        )
+        .bind(&entry.office_code)
+        .bind(entry.enqueued_at)
+        .bind(entry.id)
+        .fetch_one(&self.pool)
+        .await?;
+        let position = if entry.state == "waiting" { ahead as i32 + 1 } else { 0 };
+        // Mean wait of the last 20 served, spread over the agents online now.
+        let (avg, online): (Option<f64>, i64) = sqlx::query_as(
+            "SELECT (SELECT avg(extract(epoch FROM assigned_at - enqueued_at))::float8 FROM (
+                        SELECT assigned_at, enqueued_at FROM queue_entries
+                        WHERE office_code = $1 AND assigned_at IS NOT NULL ORDER BY assigned_at DESC LIMIT 20) r),
+                    (SELECT count(*) FROM agents WHERE office_code = $1 AND presence = 'online')",
+        )
+        .bind(&entry.office_code)
+        .fetch_one(&self.pool)
+        .await?;
+        let per_place = avg.unwrap_or(60.0).max(10.0);
+        let estimated = (per_place * f64::from(position.max(0))) / online.max(1) as f64;
+        Ok(Some(Standing { entry, position, waiting: waiting as i32, estimated_wait_secs: estimated.round() as i64 }))
+    }
+
+    /// 取消排队: only while waiting.
+    pub async fn cancel(&self, id: Uuid, tax_id: &str) -> Result<EntryRow, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM queue_entries WHERE id = $1 AND taxpayer_id = $2 FOR UPDATE"
+        )))
+        .bind(id)
+        .bind(tax_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = row.ok_or_else(|| ApiError::NotFound("queue entry".into()))?;
+        if row.state != "waiting" {
+            return Err(refused("entry is not waiting", "税务人员已接入，无法取消排队。"));
+        }
+        let cancelled: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE queue_entries SET state = 'cancelled', closed_at = now() WHERE id = $1 RETURNING {ENTRY}"
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        publish(
+            &mut tx,
+            &cancelled,
+            "zhengna.queue.v1.EntryCancelled",
+            pb::queue_event::Payload::EntryCancelled(pb::EntryCancelled {
+                entry: Some(cancelled.to_proto(0)),
+                cancelled_by: Some(common::Actor {
+                    role: common::ActorRole::Taxpayer as i32,
+                    id: cancelled.taxpayer_id.clone(),
+                    display_name: cancelled.taxpayer_name.clone(),
+                }),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(cancelled)
+    }
+
+    /// Sets an agent's presence and capacity (creating the agent on first use).
+    pub async fn set_presence(&self, a: &Agent, presence: &'static str, capacity: i32) -> Result<AgentRow, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO agents (agent_id, name, office_code, presence, capacity) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (agent_id) DO UPDATE SET name = EXCLUDED.name, office_code = EXCLUDED.office_code,
+                 capacity = EXCLUDED.capacity,
+                 presence_since = CASE WHEN agents.presence = EXCLUDED.presence THEN agents.presence_since ELSE now() END,
+                 presence = EXCLUDED.presence
+             RETURNING {AGENT}"
+        )))
+        .bind(&a.agent_id)
+        .bind(&a.name)
+        .bind(&a.office_code)
+        .bind(presence)
+        .bind(capacity)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn agent(&self, agent_id: &str) -> Result<Option<AgentRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT} FROM agents WHERE agent_id = $1")))
+            .bind(agent_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// 呼叫: assigns the oldest waiting entry of the agent's office (or `entry`) to the agent,
+    /// if the agent is online and below capacity.
+    pub async fn claim(&self, agent_id: &str, entry: Option<Uuid>) -> Result<EntryRow, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let agent: Option<AgentRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT} FROM agents WHERE agent_id = $1 FOR UPDATE")))
+                .bind(agent_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let agent = agent.ok_or_else(|| refused("agent has no presence", "请先将状态设置为在线。"))?;
+        if agent.presence != "online" {
+            return Err(refused("agent is not online", "请先将状态设置为在线。"));
+        }
+        if agent.active_count >= agent.capacity {
+            return Err(refused("agent is at capacity", "您的接待数已达上限，请先结束部分会话。"));
+        }
+        let picked: Option<EntryRow> = match entry {
+            Some(id) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ENTRY} FROM queue_entries WHERE id = $1 AND office_code = $2 AND state = 'waiting'
+                     FOR UPDATE SKIP LOCKED"
+                )))
+                .bind(id)
+                .bind(&agent.office_code)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ENTRY} FROM queue_entries WHERE office_code = $1 AND state = 'waiting'
+                     ORDER BY enqueued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                )))
+                .bind(&agent.office_code)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        let picked = picked.ok_or_else(|| match entry {
+            Some(_) => refused("entry is not waiting", "该排队已被其他税务人员接入或已取消。"),
+            None => refused("nobody is waiting", "当前没有排队的纳税人。"),
+        })?;
+        sqlx::query("UPDATE agents SET active_count = active_count + 1, last_assigned = now() WHERE agent_id = $1")
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await?;
+        let assigned: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE queue_entries SET state = 'assigned', agent_id = $2, agent_name = $3, assigned_at = now()
+             WHERE id = $1 RETURNING {ENTRY}"
+        )))
+        .bind(picked.id)
+        .bind(&agent.agent_id)
+        .bind(&agent.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        publish(
+            &mut tx,
+            &assigned,
+            "zhengna.queue.v1.EntryAssigned",
+            pb::queue_event::Payload::EntryAssigned(pb::EntryAssigned {
+                entry: Some(assigned.to_proto(0)),
+                via: if entry.is_some() { pb::AssignmentVia::Claim as i32 } else { pb::AssignmentVia::Auto as i32 },
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(assigned)
+    }
+
+    pub async fn list(
+        &self,
+        office: &str,
+        states: &[&'static str],
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<EntryRow>, i64), ApiError> {
+        let states: Vec<String> =
+            if states.is_empty() { vec!["waiting".into()] } else { states.iter().map(|s| s.to_string()).collect() };
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM queue_entries WHERE office_code = $1 AND state = ANY($2)
+             ORDER BY enqueued_at, id LIMIT $3 OFFSET $4"
+        )))
+        .bind(office)
+        .bind(&states)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM queue_entries WHERE office_code = $1 AND state = ANY($2)")
+                .bind(office)
+                .bind(&states)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((rows, total))
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
