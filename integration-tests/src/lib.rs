@@ -99,6 +99,8 @@ impl Stack {
                 db: session_db,
                 identity: id_cfg.clone(),
                 answer: zhengna_session::UpstreamConfig { url: format!("http://{answer_addr}"), timeout_ms: 5000 },
+                kafka: kafka.clone(),
+                consumer_group: format!("zhengna-session-{}", uuid::Uuid::new_v4().simple()),
                 ..Default::default()
             },
             shutdown.clone(),

@@ -4,5 +4,6 @@ mod booking;
 mod flow;
 mod gateway_auth;
 mod grpc_web;
+mod human;
 mod messaging;
 mod platform;

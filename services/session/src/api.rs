@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -36,6 +36,10 @@ pub struct ConversationApi {
 }
 
 impl ConversationApi {
+    fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.cfg.heartbeat_secs.max(1))
+    }
+
     pub fn new(
         store: Store,
         hub: Hub,
@@ -154,6 +158,77 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
 }
 
 type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+type AgentStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeConversationResponse, Status>> + Send>>;
+
+/// What a conversation stream carries (the taxpayer's and the agent's wrap it differently).
+/// Items are moved straight into responses, so the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum Item {
+    Message(pb::Message),
+    Heartbeat(pb::Heartbeat),
+}
+
+impl From<Item> for pb::subscribe_response::Event {
+    fn from(i: Item) -> Self {
+        match i {
+            Item::Message(m) => Self::Message(m),
+            Item::Heartbeat(h) => Self::Heartbeat(h),
+        }
+    }
+}
+
+impl From<Item> for pb::subscribe_conversation_response::Event {
+    fn from(i: Item) -> Self {
+        match i {
+            Item::Message(m) => Self::Message(m),
+            Item::Heartbeat(h) => Self::Heartbeat(h),
+        }
+    }
+}
+
+/// Messages after `after_seq`: replayed from the database, then live. The caller subscribed
+/// to `wakes` before calling, and reads go by `seq > last`, so the seam between replay and
+/// live has neither a gap nor a duplicate.
+fn messages(
+    store: Store,
+    mut wakes: tokio::sync::broadcast::Receiver<Wake>,
+    conversation: Uuid,
+    after_seq: i64,
+    heartbeat: Duration,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Item, Status>> + Send + 'static {
+    let key = conversation.to_string();
+    async_stream::try_stream! {
+        let mut last = after_seq;
+        loop {
+            let batch = store.messages_after(conversation, last, REPLAY_PAGE).await.map_err(Status::from)?;
+            let full = batch.len() as i64 == REPLAY_PAGE;
+            for row in batch {
+                last = row.seq;
+                yield Item::Message(row.to_proto());
+            }
+            if full {
+                continue;
+            }
+            let idle = tokio::time::sleep(heartbeat);
+            tokio::pin!(idle);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = &mut idle => {
+                        yield Item::Heartbeat(pb::Heartbeat { at: Some(crate::store::timestamp(chrono::Utc::now())) });
+                        break;
+                    }
+                    w = wakes.recv() => match w {
+                        Ok(Wake::One(id)) if id != key => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl pb::conversation_service_server::ConversationService for ConversationApi {
@@ -228,56 +303,102 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             .taxpayer_conversation(conversation, &tp.tax_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
-        // Listen before the first read: anything committed after the read wakes us, so the
-        // seam between replay and live delivery has no gap; reading by `seq > last` means no
-        // duplicate either.
-        let mut wakes = self.hub.subscribe();
-        let store = self.store.clone();
-        let shutdown = self.shutdown.clone();
-        let heartbeat = Duration::from_secs(self.cfg.heartbeat_secs.max(1));
-        let conversation_key = conversation.to_string();
-        let stream = async_stream::try_stream! {
-            let mut last = after_seq;
-            loop {
-                let batch = store.messages_after(conversation, last, REPLAY_PAGE).await.map_err(Status::from)?;
-                let full = batch.len() as i64 == REPLAY_PAGE;
-                for row in batch {
-                    last = row.seq;
-                    yield pb::SubscribeResponse { event: Some(pb::subscribe_response::Event::Message(row.to_proto())) };
-                }
-                if full {
-                    continue;
-                }
-                let idle = tokio::time::sleep(heartbeat);
-                tokio::pin!(idle);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = &mut idle => {
-                            yield pb::SubscribeResponse { event: Some(pb::subscribe_response::Event::Heartbeat(pb::Heartbeat {
-                                at: Some(crate::store::timestamp(chrono::Utc::now())),
-                            })) };
-                            break;
-                        }
-                        w = wakes.recv() => match w {
-                            Ok(Wake::One(id)) if id != conversation_key => continue,
-                            Ok(_) | Err(RecvError::Lagged(_)) => break,
-                            Err(RecvError::Closed) => return,
-                        },
-                    }
-                }
-            }
-        };
+        let stream = messages(
+            self.store.clone(),
+            self.hub.subscribe(),
+            conversation,
+            after_seq,
+            self.heartbeat(),
+            self.shutdown.clone(),
+        )
+        .map(|item| item.map(|i| pb::SubscribeResponse { event: Some(i.into()) }));
         Ok(Response::new(Box::pin(stream)))
     }
 }
 
-/// Agent-side conversation work arrives with human interaction (issue 4); until then every
-/// method answers UNIMPLEMENTED naming that topic.
-pub struct AgentApi;
+/// The serving agent's side of a conversation: text messages and the full transcript with
+/// live updates. Only the agent the queue assigned reaches the conversation.
+pub struct AgentApi {
+    inner: ConversationApi,
+}
+
+impl AgentApi {
+    pub fn new(inner: ConversationApi) -> Self {
+        Self { inner }
+    }
+}
 
 #[tonic::async_trait]
-impl pb::agent_conversation_service_server::AgentConversationService for AgentApi {}
+impl pb::agent_conversation_service_server::AgentConversationService for AgentApi {
+    async fn send_agent_message(
+        &self,
+        request: Request<pb::SendAgentMessageRequest>,
+    ) -> Result<Response<pb::SendAgentMessageResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?.clone();
+        let r = request.into_inner();
+        let input = validate_send(pb::SendMessageRequest {
+            conversation_id: r.conversation_id,
+            client_msg_id: r.client_msg_id,
+            content: r.content,
+        })?;
+        let conversation = self
+            .inner
+            .store
+            .agent_conversation(input.conversation, &agent.agent_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        if conversation.mode != "human" {
+            return Err(ApiError::refused("conversation is not in human mode", "该会话当前不在人工服务中。").into());
+        }
+        let (stored, _) = self
+            .inner
+            .store
+            .append(
+                conversation.id,
+                NewMessage {
+                    client_msg_id: input.client_msg_id,
+                    sender: "agent",
+                    sender_name: agent.name.clone(),
+                    reply_to: None,
+                    text: input.text.clone(),
+                    content: pb::MessageContent {
+                        body: Some(pb::message_content::Body::Text(pb::TextContent { text: input.text })),
+                    },
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::SendAgentMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
+    }
+
+    async fn subscribe_conversation(
+        &self,
+        request: Request<pb::SubscribeConversationRequest>,
+    ) -> Result<Response<AgentStream>, Status> {
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?.clone();
+        let r = request.into_inner();
+        let conversation = parse_uuid("conversation_id", &r.conversation_id)?;
+        let after_seq = i64::try_from(r.after_seq)
+            .map_err(|_| ApiError::invalid("after_seq", "out of range", "参数有误，请刷新页面后重试。"))?;
+        let wakes = self.inner.hub.subscribe();
+        self.inner
+            .store
+            .agent_conversation(conversation, &agent.agent_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        let stream = messages(
+            self.inner.store.clone(),
+            wakes,
+            conversation,
+            after_seq,
+            self.inner.heartbeat(),
+            self.inner.shutdown.clone(),
+        )
+        .map(|item| item.map(|i| pb::SubscribeConversationResponse { event: Some(i.into()) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
 
 #[cfg(test)]
 mod tests {

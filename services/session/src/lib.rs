@@ -2,6 +2,7 @@
 //! resume (`Subscribe(after_seq)`), and the hand-off of taxpayer text to the answer bot.
 
 mod api;
+mod events;
 mod hub;
 mod store;
 
@@ -29,6 +30,9 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub answer: UpstreamConfig,
     pub conversation: ConversationConfig,
+    pub kafka: zhengna_platform::kafka::KafkaConfig,
+    /// Consumer group for queue events.
+    pub consumer_group: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +61,8 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             answer: UpstreamConfig::default(),
             conversation: ConversationConfig::default(),
+            kafka: zhengna_platform::kafka::KafkaConfig::default(),
+            consumer_group: "zhengna-session".into(),
         }
     }
 }
@@ -81,6 +87,7 @@ impl ServiceConfig for Config {
 
 pub struct App {
     server: RunningServer,
+    consumer: tokio::task::JoinHandle<Result<(), StartupError>>,
     shutdown: CancellationToken,
 }
 
@@ -91,6 +98,17 @@ impl App {
         let channel = zhengna_platform::grpc::channel(&cfg.answer.url, Duration::from_secs(3))
             .map_err(|e| StartupError::Config(format!("answer.url: {e}")))?;
         let hub = hub::Hub::start(&pool, hub::CHANNEL, shutdown.clone()).await?;
+        zhengna_platform::kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::QUEUE]).await?;
+        let consumer = tokio::spawn(zhengna_platform::kafka::run_consumer(
+            cfg.kafka.clone(),
+            zhengna_platform::kafka::ConsumerOptions {
+                group: cfg.consumer_group.clone(),
+                topics: vec![zhengna_proto::topics::QUEUE.to_owned()],
+            },
+            pool.clone(),
+            events::QueueEvents,
+            shutdown.clone(),
+        ));
         let api = api::ConversationApi::new(
             store::Store::new(pool),
             hub,
@@ -100,8 +118,11 @@ impl App {
             cfg.conversation.clone(),
             shutdown.clone(),
         );
-        let routes = tonic::service::Routes::new(pb::conversation_service_server::ConversationServiceServer::new(api))
-            .add_service(pb::agent_conversation_service_server::AgentConversationServiceServer::new(api::AgentApi));
+        let routes =
+            tonic::service::Routes::new(pb::conversation_service_server::ConversationServiceServer::new(api.clone()))
+                .add_service(pb::agent_conversation_service_server::AgentConversationServiceServer::new(
+                    api::AgentApi::new(api.clone()),
+                ));
         let server = server::serve(ServeOptions {
             service: "session",
             routes,
@@ -115,7 +136,7 @@ impl App {
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, shutdown })
+        Ok(Self { server, consumer, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -128,6 +149,8 @@ impl App {
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.shutdown.cancelled().await;
-        self.server.stopped().await
+        let res = self.server.stopped().await;
+        let _ = self.consumer.await;
+        res
     }
 }

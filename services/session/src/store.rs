@@ -18,7 +18,14 @@ pub struct ConversationRow {
     pub mode: String,
     pub last_seq: i64,
     pub created_at: DateTime<Utc>,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub agent_office: String,
+    pub queue_entry_id: String,
 }
+
+const CONVERSATION_COLUMNS: &str =
+    "id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -57,7 +64,8 @@ impl Store {
         Ok(sqlx::query_as(
             "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
              VALUES ($1, $2, $3, $4, $5, 'bot')
-             RETURNING id, taxpayer_id, channel, mode, last_seq, created_at",
+             RETURNING id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office,
+                       queue_entry_id",
         )
         .bind(Uuid::now_v7())
         .bind(&tp.tax_id)
@@ -70,12 +78,22 @@ impl Store {
 
     /// The conversation if it belongs to `tax_id`; someone else's is reported as absent.
     pub async fn taxpayer_conversation(&self, id: Uuid, tax_id: &str) -> Result<Option<ConversationRow>, ApiError> {
-        Ok(sqlx::query_as(
-            "SELECT id, taxpayer_id, channel, mode, last_seq, created_at
-             FROM conversations WHERE id = $1 AND taxpayer_id = $2",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND taxpayer_id = $2"
+        )))
         .bind(id)
         .bind(tax_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The conversation if `agent_id` is serving it; otherwise it is reported as absent.
+    pub async fn agent_conversation(&self, id: Uuid, agent_id: &str) -> Result<Option<ConversationRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1 AND agent_id = $2"
+        )))
+        .bind(id)
+        .bind(agent_id)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -110,37 +128,7 @@ impl Store {
 
     async fn insert(&self, conversation: Uuid, msg: &NewMessage) -> Result<MessageRow, ApiError> {
         let mut tx = self.pool.begin().await?;
-        let seq: Option<i64> = sqlx::query_scalar(
-            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
-             WHERE id = $1 AND mode <> 'ended' RETURNING last_seq",
-        )
-        .bind(conversation)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(seq) = seq else {
-            return Err(ApiError::FailedPrecondition("conversation has ended".into()));
-        };
-        let row: MessageRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO messages (id, conversation_id, seq, client_msg_id, sender, sender_name, reply_to, text, content)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             RETURNING {MESSAGE_COLUMNS}"
-        )))
-        .bind(Uuid::now_v7())
-        .bind(conversation)
-        .bind(seq)
-        .bind(&msg.client_msg_id)
-        .bind(msg.sender)
-        .bind(&msg.sender_name)
-        .bind(msg.reply_to)
-        .bind(&msg.text)
-        .bind(msg.content.encode_to_vec())
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(crate::hub::CHANNEL)
-            .bind(conversation.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let row = insert_in(&mut tx, conversation, msg).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -190,6 +178,13 @@ impl ConversationRow {
             created_at: Some(timestamp(self.created_at)),
             last_seq: self.last_seq as u64,
             channel: self.channel.clone(),
+            agent: (!self.agent_id.is_empty()).then(|| zhengna_proto::common::v1::AgentRef {
+                id: self.agent_id.clone(),
+                display_name: self.agent_name.clone(),
+                office_code: self.agent_office.clone(),
+                ..Default::default()
+            }),
+            queue_entry_id: self.queue_entry_id.clone(),
             ..Default::default()
         }
     }
@@ -223,4 +218,45 @@ impl MessageRow {
             ..Default::default()
         }
     }
+}
+
+/// Stores a message with the next seq inside the caller's transaction (bumping
+/// `last_seq` under the conversation's row lock) and wakes subscribers on commit.
+pub async fn insert_in(
+    tx: &mut sqlx::PgConnection,
+    conversation: Uuid,
+    msg: &NewMessage,
+) -> Result<MessageRow, ApiError> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
+             WHERE id = $1 AND mode <> 'ended' RETURNING last_seq",
+    )
+    .bind(conversation)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(seq) = seq else {
+        return Err(ApiError::FailedPrecondition("conversation has ended".into()));
+    };
+    let row: MessageRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO messages (id, conversation_id, seq, client_msg_id, sender, sender_name, reply_to, text, content)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(conversation)
+    .bind(seq)
+    .bind(&msg.client_msg_id)
+    .bind(msg.sender)
+    .bind(&msg.sender_name)
+    .bind(msg.reply_to)
+    .bind(&msg.text)
+    .bind(msg.content.encode_to_vec())
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::hub::CHANNEL)
+        .bind(conversation.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(row)
 }

@@ -1,0 +1,146 @@
+//! Transfer to a human through the gateway: the bot keeps answering while queued, an
+//! agent's claim switches the conversation to human mode, the agent sees everything said
+//! before, and text flows both ways while the bot stays quiet.
+
+use std::time::Duration;
+
+use zhengna_integration_tests::{Stack, authed};
+use zhengna_proto::queue::v1 as queue;
+use zhengna_proto::queue::v1::agent_desk_service_client::AgentDeskServiceClient;
+use zhengna_proto::queue::v1::queue_service_client::QueueServiceClient;
+use zhengna_proto::session::v1 as pb;
+use zhengna_proto::session::v1::agent_conversation_service_client::AgentConversationServiceClient;
+use zhengna_proto::session::v1::conversation_service_client::ConversationServiceClient;
+
+use crate::flow::{CATALOG_QUESTION, read_messages, text};
+
+fn notice_kind(m: &pb::Message) -> Option<i32> {
+    match m.content.as_ref()?.body.as_ref()? {
+        pb::message_content::Body::SystemNotice(n) => Some(n.kind),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_then_served_by_an_agent() {
+    let stack = Stack::start().await;
+    let tp = stack.token("taxpayer-jinan");
+    let staff = stack.token("agent-jinan");
+    let mut chat = ConversationServiceClient::new(stack.gateway_channel().await);
+    let conv = chat
+        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &tp))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    let mut stream = chat
+        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 }, &tp))
+        .await
+        .expect("subscribe")
+        .into_inner();
+
+    // 转人工: an agent of the office is online, so the line is the district's.
+    let mut desk = AgentDeskServiceClient::new(stack.gateway_channel().await);
+    desk.set_presence(authed(
+        queue::SetPresenceRequest { presence: queue::AgentPresence::Online as i32, capacity: 3 },
+        &staff,
+    ))
+    .await
+    .expect("online");
+    let mut line = QueueServiceClient::new(stack.gateway_channel().await);
+    line.enqueue_for_human(authed(
+        queue::EnqueueForHumanRequest {
+            conversation_id: conv.id.clone(),
+            trigger: queue::QueueTrigger::Button as i32,
+            ..Default::default()
+        },
+        &tp,
+    ))
+    .await
+    .expect("enqueue");
+    let queued = read_messages(&mut stream, 1).await;
+    assert_eq!(notice_kind(&queued[0]), Some(pb::SystemNoticeKind::Queued as i32), "{queued:?}");
+
+    // While queued the bot still answers.
+    chat.send_message(authed(
+        pb::SendMessageRequest {
+            conversation_id: conv.id.clone(),
+            client_msg_id: "q1".into(),
+            content: text(CATALOG_QUESTION),
+        },
+        &tp,
+    ))
+    .await
+    .expect("send while queued");
+    let answered = read_messages(&mut stream, 2).await;
+    assert_eq!(answered[1].sender, pb::SenderRole::Bot as i32);
+
+    // The agent calls the next taxpayer: the widget shows the agent joining.
+    desk.claim_next_entry(authed(queue::ClaimNextEntryRequest::default(), &staff)).await.expect("claim");
+    let joined = read_messages(&mut stream, 1).await;
+    assert_eq!(notice_kind(&joined[0]), Some(pb::SystemNoticeKind::AgentJoined as i32));
+
+    // The agent sees everything said before, from seq 1.
+    let mut agent_chat = AgentConversationServiceClient::new(stack.gateway_channel().await);
+    let mut agent_stream = agent_chat
+        .subscribe_conversation(authed(
+            pb::SubscribeConversationRequest { conversation_id: conv.id.clone(), after_seq: 0 },
+            &staff,
+        ))
+        .await
+        .expect("agent subscribe")
+        .into_inner();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let item = tokio::time::timeout(Duration::from_secs(15), tokio_stream::StreamExt::next(&mut agent_stream))
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("ok");
+        if let Some(pb::subscribe_conversation_response::Event::Message(m)) = item.event {
+            seen.push(m);
+        }
+    }
+    assert_eq!(seen.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+
+    // Text both ways; the bot stays quiet in human mode.
+    agent_chat
+        .send_agent_message(authed(
+            pb::SendAgentMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "a1".into(),
+                content: text("您好，请问还有什么可以帮您？"),
+            },
+            &staff,
+        ))
+        .await
+        .expect("agent sends");
+    let from_agent = read_messages(&mut stream, 1).await;
+    assert_eq!((from_agent[0].sender, from_agent[0].sender_name.as_str()), (pb::SenderRole::Agent as i32, "王税官"));
+    chat.send_message(authed(
+        pb::SendMessageRequest {
+            conversation_id: conv.id.clone(),
+            client_msg_id: "t2".into(),
+            content: text("我想问一下开票的事情"),
+        },
+        &tp,
+    ))
+    .await
+    .expect("taxpayer sends");
+    let next = read_messages(&mut stream, 1).await;
+    assert_eq!(next[0].sender, pb::SenderRole::Taxpayer as i32);
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), read_messages(&mut stream, 1)).await;
+    assert!(quiet.is_err(), "no bot reply while an agent serves");
+
+    // Another agent cannot reach the conversation.
+    let err = agent_chat
+        .subscribe_conversation(authed(
+            pb::SubscribeConversationRequest { conversation_id: conv.id.clone(), after_seq: 0 },
+            &stack.token("supervisor-jinan"),
+        ))
+        .await
+        .expect_err("not assigned");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    stack.stop().await;
+}
