@@ -84,6 +84,7 @@ impl Stack {
                 db: queue_db,
                 identity: id_cfg.clone(),
                 kafka: kafka.clone(),
+                consumer_group: format!("zhengna-queue-{}", uuid::Uuid::new_v4().simple()),
                 ..Default::default()
             },
             shutdown.clone(),

@@ -133,6 +133,53 @@ async fn queued_then_served_by_an_agent() {
     let quiet = tokio::time::timeout(Duration::from_millis(1500), read_messages(&mut stream, 1)).await;
     assert!(quiet.is_err(), "no bot reply while an agent serves");
 
+    // The agent ends the service: the taxpayer sees the end and a rating request, rates once,
+    // and the agent's place is free again.
+    agent_chat
+        .close_conversation(authed(
+            pb::CloseConversationRequest { conversation_id: conv.id.clone(), ..Default::default() },
+            &staff,
+        ))
+        .await
+        .expect("close");
+    let closing = read_messages(&mut stream, 2).await;
+    assert_eq!(notice_kind(&closing[0]), Some(pb::SystemNoticeKind::ConversationEnded as i32));
+    assert!(matches!(
+        closing[1].content.as_ref().and_then(|c| c.body.as_ref()),
+        Some(pb::message_content::Body::RatingRequest(_))
+    ));
+    let err = chat
+        .send_message(authed(
+            pb::SendMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "t3".into(),
+                content: text("还在吗"),
+            },
+            &tp,
+        ))
+        .await
+        .expect_err("ended");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    let rate = |result: pb::RatingResult| pb::RateConversationRequest {
+        conversation_id: conv.id.clone(),
+        result: result as i32,
+        comment: String::new(),
+    };
+    chat.rate_conversation(authed(rate(pb::RatingResult::Resolved), &tp)).await.expect("rate");
+    let err = chat.rate_conversation(authed(rate(pb::RatingResult::Unresolved), &tp)).await.expect_err("twice");
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    let freed = zhengna_test_util::eventually(Duration::from_secs(20), || {
+        let mut desk = desk.clone();
+        let staff = staff.clone();
+        async move {
+            let state =
+                desk.get_agent_state(authed(queue::GetAgentStateRequest {}, &staff)).await.ok()?.into_inner().state?;
+            (state.active_count == 0).then_some(())
+        }
+    })
+    .await;
+    assert!(freed.is_some(), "the agent's place is released when the conversation ends");
+
     // Another agent cannot reach the conversation.
     let err = agent_chat
         .subscribe_conversation(authed(

@@ -4,6 +4,7 @@
 //! Skill groups, business hours, transfer and auto-assignment come with the rest of issue 4.
 
 mod api;
+mod events;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub identity: IdentityConfig,
     pub kafka: zhengna_platform::kafka::KafkaConfig,
+    /// Consumer group for session events.
+    pub consumer_group: String,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
             kafka: zhengna_platform::kafka::KafkaConfig::default(),
+            consumer_group: "zhengna-queue".into(),
         }
     }
 }
@@ -59,13 +63,28 @@ impl pb::queue_admin_service_server::QueueAdminService for Later {}
 pub struct App {
     server: RunningServer,
     relay: tokio::task::JoinHandle<()>,
+    consumer: tokio::task::JoinHandle<Result<(), StartupError>>,
     shutdown: CancellationToken,
 }
 
 impl App {
     pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         let pool = db::connect(&cfg.db, &MIGRATOR).await?;
-        zhengna_platform::kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::QUEUE]).await?;
+        zhengna_platform::kafka::ensure_topics(
+            &cfg.kafka,
+            &[zhengna_proto::topics::QUEUE, zhengna_proto::topics::SESSION],
+        )
+        .await?;
+        let consumer = tokio::spawn(zhengna_platform::kafka::run_consumer(
+            cfg.kafka.clone(),
+            zhengna_platform::kafka::ConsumerOptions {
+                group: cfg.consumer_group.clone(),
+                topics: vec![zhengna_proto::topics::SESSION.to_owned()],
+            },
+            pool.clone(),
+            events::SessionEvents,
+            shutdown.clone(),
+        ));
         let relay = tokio::spawn(zhengna_platform::kafka::Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
         let hub = db::ListenHub::start(&pool, store::CHANNEL, shutdown.clone()).await?;
         let queue = store::Queue::new(pool);
@@ -90,7 +109,7 @@ impl App {
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, relay, shutdown })
+        Ok(Self { server, relay, consumer, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -105,6 +124,7 @@ impl App {
         self.shutdown.cancelled().await;
         let res = self.server.stopped().await;
         let _ = self.relay.await;
+        let _ = self.consumer.await;
         res
     }
 }

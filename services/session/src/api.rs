@@ -292,6 +292,46 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         Ok(Response::new(pb::SendMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
     }
 
+    async fn end_conversation(
+        &self,
+        request: Request<pb::EndConversationRequest>,
+    ) -> Result<Response<pb::EndConversationResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let id = parse_uuid("conversation_id", &request.get_ref().conversation_id)?;
+        let row = crate::lifecycle::end(
+            self.store.pool(),
+            id,
+            crate::lifecycle::Ender::Taxpayer { tax_id: &tp.tax_id, name: &tp.name },
+        )
+        .await?;
+        Ok(Response::new(pb::EndConversationResponse { conversation: Some(row.to_proto()) }))
+    }
+
+    async fn rate_conversation(
+        &self,
+        request: Request<pb::RateConversationRequest>,
+    ) -> Result<Response<pb::RateConversationResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let r = request.get_ref();
+        let id = parse_uuid("conversation_id", &r.conversation_id)?;
+        let resolved = match pb::RatingResult::try_from(r.result) {
+            Ok(pb::RatingResult::Resolved) => true,
+            Ok(pb::RatingResult::Unresolved) => false,
+            _ => {
+                return Err(
+                    ApiError::invalid("result", "choose resolved or unresolved", "请选择“已解决”或“未解决”。").into()
+                );
+            }
+        };
+        if r.comment.chars().count() > 200 {
+            return Err(ApiError::invalid("comment", "at most 200 characters", "评价内容最多200个字。").into());
+        }
+        let row = crate::lifecycle::rate(self.store.pool(), id, &tp.tax_id, resolved, r.comment.trim()).await?;
+        Ok(Response::new(pb::RateConversationResponse { conversation: Some(row.to_proto()) }))
+    }
+
     async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<SubscribeStream>, Status> {
         let caller = identity::caller(&request)?;
         let tp = caller.taxpayer()?.clone();
@@ -369,6 +409,31 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
             )
             .await?;
         Ok(Response::new(pb::SendAgentMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
+    }
+
+    async fn close_conversation(
+        &self,
+        request: Request<pb::CloseConversationRequest>,
+    ) -> Result<Response<pb::CloseConversationResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?;
+        let r = request.get_ref();
+        let id = parse_uuid("conversation_id", &r.conversation_id)?;
+        if r.summary.chars().count() > 500 {
+            return Err(ApiError::invalid("summary", "at most 500 characters", "服务小结最多500个字。").into());
+        }
+        let row = crate::lifecycle::end(
+            self.inner.store.pool(),
+            id,
+            crate::lifecycle::Ender::Agent {
+                agent_id: &agent.agent_id,
+                name: &agent.name,
+                request_rating: !r.skip_rating,
+                summary: r.summary.trim(),
+            },
+        )
+        .await?;
+        Ok(Response::new(pb::CloseConversationResponse { conversation: Some(row.to_proto()) }))
     }
 
     async fn subscribe_conversation(

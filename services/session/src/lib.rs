@@ -4,6 +4,7 @@
 mod api;
 mod events;
 mod hub;
+mod lifecycle;
 mod store;
 
 use std::net::SocketAddr;
@@ -88,6 +89,7 @@ impl ServiceConfig for Config {
 pub struct App {
     server: RunningServer,
     consumer: tokio::task::JoinHandle<Result<(), StartupError>>,
+    relay: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -98,7 +100,12 @@ impl App {
         let channel = zhengna_platform::grpc::channel(&cfg.answer.url, Duration::from_secs(3))
             .map_err(|e| StartupError::Config(format!("answer.url: {e}")))?;
         let hub = hub::Hub::start(&pool, hub::CHANNEL, shutdown.clone()).await?;
-        zhengna_platform::kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::QUEUE]).await?;
+        zhengna_platform::kafka::ensure_topics(
+            &cfg.kafka,
+            &[zhengna_proto::topics::QUEUE, zhengna_proto::topics::SESSION],
+        )
+        .await?;
+        let relay = tokio::spawn(zhengna_platform::kafka::Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
         let consumer = tokio::spawn(zhengna_platform::kafka::run_consumer(
             cfg.kafka.clone(),
             zhengna_platform::kafka::ConsumerOptions {
@@ -136,7 +143,7 @@ impl App {
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, consumer, shutdown })
+        Ok(Self { server, consumer, relay, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -151,6 +158,7 @@ impl App {
         self.shutdown.cancelled().await;
         let res = self.server.stopped().await;
         let _ = self.consumer.await;
+        let _ = self.relay.await;
         res
     }
 }

@@ -60,6 +60,10 @@ impl Store {
         Self { pool }
     }
 
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub async fn create_conversation(&self, tp: &Taxpayer, channel: &str) -> Result<ConversationRow, ApiError> {
         Ok(sqlx::query_as(
             "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
