@@ -191,3 +191,101 @@ async fn queued_then_served_by_an_agent() {
     assert_eq!(err.code(), tonic::Code::NotFound);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emoji_clear_screen_history_and_preferences() {
+    let stack = Stack::start().await;
+    let tp = stack.token("taxpayer-jinan");
+    let mut chat = ConversationServiceClient::new(stack.gateway_channel().await);
+    let conv = chat
+        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &tp))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    let send = |id: &str, content: Option<pb::MessageContent>| pb::SendMessageRequest {
+        conversation_id: conv.id.clone(),
+        client_msg_id: id.into(),
+        content,
+    };
+    for i in 0..3 {
+        chat.send_message(authed(send(&format!("m{i}"), text(CATALOG_QUESTION)), &tp)).await.expect("send");
+    }
+    // An emoji is stored and delivered; the bot does not answer emoji.
+    let emoji = Some(pb::MessageContent {
+        body: Some(pb::message_content::Body::Emoji(pb::EmojiContent { code: "thumbs_up".into(), alt: "赞".into() })),
+    });
+    let stored =
+        chat.send_message(authed(send("e1", emoji), &tp)).await.expect("emoji").into_inner().message.expect("m");
+    assert_eq!(stored.seq, 7, "3 questions + 3 answers, then the emoji");
+    let bad = Some(pb::MessageContent {
+        body: Some(pb::message_content::Body::Emoji(pb::EmojiContent { code: "<script>".into(), alt: String::new() })),
+    });
+    let err = chat.send_message(authed(send("e2", bad), &tp)).await.expect_err("bad emoji");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    // 清屏 hides the view up to seq 7; 加载更多 still pages back through everything.
+    let cleared = chat
+        .clear_screen(authed(pb::ClearScreenRequest { conversation_id: conv.id.clone() }, &tp))
+        .await
+        .expect("clear")
+        .into_inner();
+    assert_eq!(cleared.cleared_through_seq, 7);
+    let page = |before: u64, token: String| pb::ListHistoryRequest {
+        conversation_id: conv.id.clone(),
+        before_seq: before,
+        page: Some(zhengna_proto::common::v1::PageRequest { page_size: 4, page_token: token }),
+    };
+    let first = chat.list_history(authed(page(0, String::new()), &tp)).await.expect("history").into_inner();
+    assert_eq!(first.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    let token = first.page.expect("page").next_page_token;
+    assert_eq!(token, "4");
+    let second = chat.list_history(authed(page(0, token), &tp)).await.expect("more").into_inner();
+    assert_eq!(second.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(second.page.expect("page").next_page_token.is_empty());
+    let other = stack.token("taxpayer-qingdao");
+    let err = chat.list_history(authed(page(0, String::new()), &other)).await.expect_err("not theirs");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // 快捷入口 and 字体大小.
+    let prefs =
+        chat.get_preferences(authed(pb::GetPreferencesRequest::default(), &tp)).await.expect("prefs").into_inner();
+    assert_eq!(prefs.preferences.expect("p").quick_entry_ids, ["guide", "map", "calendar"]);
+    assert!(prefs.quick_entries.len() >= 8);
+    let update = pb::UpdatePreferencesRequest {
+        preferences: Some(pb::Preferences {
+            quick_entry_ids: vec!["calendar".into(), "invoice-check".into()],
+            font_size: pb::FontSize::Large as i32,
+            updated_at: None,
+        }),
+        update_mask: None,
+        channel: String::new(),
+    };
+    let saved =
+        chat.update_preferences(authed(update, &tp)).await.expect("update").into_inner().preferences.expect("p");
+    assert_eq!(
+        (saved.quick_entry_ids.clone(), saved.font_size),
+        (vec!["calendar".to_owned(), "invoice-check".to_owned()], pb::FontSize::Large as i32)
+    );
+    let only_font = pb::UpdatePreferencesRequest {
+        preferences: Some(pb::Preferences { font_size: pb::FontSize::Small as i32, ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["font_size".into()] }),
+        channel: String::new(),
+    };
+    let saved =
+        chat.update_preferences(authed(only_font, &tp)).await.expect("font only").into_inner().preferences.expect("p");
+    assert_eq!(saved.quick_entry_ids, ["calendar", "invoice-check"], "the mask keeps the entries");
+    assert_eq!(saved.font_size, pb::FontSize::Small as i32);
+    let dup = pb::UpdatePreferencesRequest {
+        preferences: Some(pb::Preferences {
+            quick_entry_ids: vec!["map".into(), "map".into()],
+            font_size: pb::FontSize::Small as i32,
+            updated_at: None,
+        }),
+        ..Default::default()
+    };
+    let err = chat.update_preferences(authed(dup, &tp)).await.expect_err("duplicate");
+    assert!(err.message().contains("quick_entry_ids[1]"), "{}", err.message());
+    stack.stop().await;
+}

@@ -111,7 +111,21 @@ fn parse_uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
 struct ValidSend {
     conversation: Uuid,
     client_msg_id: String,
+    /// Plain text for transcripts and the bot ("" for an emoji).
     text: String,
+    /// What is stored: the text, or an emoji.
+    content: pb::MessageContent,
+    /// Whether the bot should answer (text only).
+    is_text: bool,
+}
+
+/// An emoji code (`smile`, `thumbs_up`…) or one emoji character sequence.
+fn valid_emoji(code: &str) -> bool {
+    let named = !code.is_empty()
+        && code.len() <= 32
+        && code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let glyph = !code.is_empty() && code.len() <= 32 && code.chars().all(|c| !c.is_ascii() && !c.is_control());
+    named || glyph
 }
 
 fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
@@ -124,7 +138,15 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
     if client_msg_id.is_empty() || client_msg_id.chars().count() > MAX_CLIENT_ID {
         violations.push(FieldViolation::new("client_msg_id", "must be 1 to 64 characters", "消息发送失败，请重试。"));
     }
+    let mut emoji = None;
     let text = match r.content.and_then(|c| c.body) {
+        Some(pb::message_content::Body::Emoji(e)) => {
+            if !valid_emoji(e.code.trim()) || e.alt.chars().count() > 16 {
+                violations.push(FieldViolation::new("content.emoji.code", "not an emoji", "表情有误，请重新选择。"));
+            }
+            emoji = Some(pb::EmojiContent { code: e.code.trim().to_owned(), alt: e.alt.trim().to_owned() });
+            String::new()
+        }
         Some(pb::message_content::Body::Text(t)) => {
             let text = t.text.trim().to_owned();
             if text.is_empty() {
@@ -143,16 +165,23 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
             text
         }
         Some(_) => {
-            // Emoji, images and files arrive with human interaction (a later issue).
-            return Err(ApiError::Unimplemented("conversations and human interaction (issue 4): non-text content"));
+            // Images and files need the upload pipeline (issue 4, still to come).
+            return Err(ApiError::Unimplemented("conversations and human interaction (issue 4): images and files"));
         }
         None => {
             violations.push(FieldViolation::new("content", "text content is required", "请输入您要咨询的问题。"));
             String::new()
         }
     };
+    let (content, is_text) = match emoji {
+        Some(e) => (pb::MessageContent { body: Some(pb::message_content::Body::Emoji(e)) }, false),
+        None => (
+            pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: text.clone() })) },
+            true,
+        ),
+    };
     match (violations.is_empty(), conversation) {
-        (true, Some(conversation)) => Ok(ValidSend { conversation, client_msg_id, text }),
+        (true, Some(conversation)) => Ok(ValidSend { conversation, client_msg_id, text, content, is_text }),
         _ => Err(ApiError::InvalidArgument(violations)),
     }
 }
@@ -278,18 +307,116 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
                     sender_name: tp.name.clone(),
                     reply_to: None,
                     text: input.text.clone(),
-                    content: pb::MessageContent {
-                        body: Some(pb::message_content::Body::Text(pb::TextContent { text: input.text.clone() })),
-                    },
+                    content: input.content,
                 },
             )
             .await?;
         // The bot answers while no agent has taken over (it keeps answering while queued).
         // A retried send whose first attempt stored the message but not the reply gets it now.
-        if matches!(conversation.mode.as_str(), "bot" | "queued") {
+        if input.is_text && matches!(conversation.mode.as_str(), "bot" | "queued") {
             self.reply_with_bot(&caller, conversation.id, stored.seq, &input.text).await?;
         }
         Ok(Response::new(pb::SendMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
+    }
+
+    async fn clear_screen(
+        &self,
+        request: Request<pb::ClearScreenRequest>,
+    ) -> Result<Response<pb::ClearScreenResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let id = parse_uuid("conversation_id", &request.get_ref().conversation_id)?;
+        let cleared =
+            self.store.clear_screen(id, &tp.tax_id).await?.ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        Ok(Response::new(pb::ClearScreenResponse { cleared_through_seq: cleared as u64 }))
+    }
+
+    async fn list_history(
+        &self,
+        request: Request<pb::ListHistoryRequest>,
+    ) -> Result<Response<pb::ListHistoryResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let r = request.get_ref();
+        let id = parse_uuid("conversation_id", &r.conversation_id)?;
+        self.store
+            .taxpayer_conversation(id, &tp.tax_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        let size = zhengna_platform::paging::Page::from_request(r.page.as_ref())?.size;
+        // The token is the seq to continue before; otherwise `before_seq` (0 = from the end).
+        let before = match r.page.as_ref().map(|p| p.page_token.as_str()).unwrap_or("") {
+            "" => i64::try_from(r.before_seq).unwrap_or(i64::MAX),
+            t => t
+                .parse::<i64>()
+                .map_err(|_| ApiError::invalid("page.page_token", "malformed", "分页参数有误，请刷新后重试。"))?,
+        };
+        let rows = self.store.history(id, before, size).await?;
+        let next = match rows.first() {
+            Some(first) if rows.len() as i64 == size && first.seq > 1 => first.seq.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListHistoryResponse {
+            messages: rows.iter().map(|m| m.to_proto()).collect(),
+            page: Some(zhengna_proto::common::v1::PageResponse { next_page_token: next, total_size: 0 }),
+        }))
+    }
+
+    async fn get_preferences(
+        &self,
+        request: Request<pb::GetPreferencesRequest>,
+    ) -> Result<Response<pb::GetPreferencesResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let preferences = crate::preferences::get(self.store.pool(), &tp.tax_id).await?;
+        Ok(Response::new(pb::GetPreferencesResponse {
+            preferences: Some(preferences),
+            quick_entries: crate::preferences::catalog(),
+        }))
+    }
+
+    async fn update_preferences(
+        &self,
+        request: Request<pb::UpdatePreferencesRequest>,
+    ) -> Result<Response<pb::UpdatePreferencesResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let r = request.get_ref();
+        let wanted = r.preferences.clone().unwrap_or_default();
+        let paths: Vec<String> = r.update_mask.as_ref().map(|m| m.paths.clone()).unwrap_or_default();
+        for (i, p) in paths.iter().enumerate() {
+            if p != "quick_entry_ids" && p != "font_size" {
+                return Err(ApiError::invalid(&format!("update_mask.paths[{i}]"), "unknown field", "参数有误。").into());
+            }
+        }
+        let touches = |f: &str| paths.is_empty() || paths.iter().any(|p| p == f);
+        let current = crate::preferences::get(self.store.pool(), &tp.tax_id).await?;
+        let ids = if touches("quick_entry_ids") {
+            crate::preferences::check_entries(&wanted.quick_entry_ids)?
+        } else {
+            current.quick_entry_ids.clone()
+        };
+        let font = if touches("font_size") {
+            pb::FontSize::try_from(wanted.font_size)
+                .ok()
+                .and_then(crate::preferences::font_str)
+                .ok_or_else(|| ApiError::invalid("preferences.font_size", "choose a size", "请选择字体大小。"))?
+        } else {
+            crate::preferences::font_of(&current)
+        };
+        let preferences = crate::preferences::set(self.store.pool(), &tp.tax_id, &ids, font).await?;
+        Ok(Response::new(pb::UpdatePreferencesResponse {
+            preferences: Some(preferences),
+            quick_entries: crate::preferences::catalog(),
+        }))
+    }
+
+    async fn list_quick_entries(
+        &self,
+        request: Request<pb::ListQuickEntriesRequest>,
+    ) -> Result<Response<pb::ListQuickEntriesResponse>, Status> {
+        identity::caller(&request)?;
+        Ok(Response::new(pb::ListQuickEntriesResponse { quick_entries: crate::preferences::catalog() }))
     }
 
     async fn end_conversation(

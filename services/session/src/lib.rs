@@ -5,6 +5,7 @@ mod api;
 mod events;
 mod hub;
 mod lifecycle;
+mod preferences;
 mod store;
 
 use std::net::SocketAddr;

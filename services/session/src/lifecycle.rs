@@ -29,8 +29,7 @@ fn system(kind: pb::SystemNoticeKind, text: &str) -> pb::MessageContent {
     }
 }
 
-const CONVERSATION: &str =
-    "id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id";
+use crate::store::CONVERSATION_COLUMNS as CONVERSATION;
 
 pub async fn end(pool: &PgPool, id: Uuid, who: Ender<'_>) -> Result<ConversationRow, ApiError> {
     let mut tx = pool.begin().await?;

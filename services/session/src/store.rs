@@ -22,10 +22,10 @@ pub struct ConversationRow {
     pub agent_name: String,
     pub agent_office: String,
     pub queue_entry_id: String,
+    pub cleared_seq: i64,
 }
 
-const CONVERSATION_COLUMNS: &str =
-    "id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id";
+pub(crate) const CONVERSATION_COLUMNS: &str = "id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id, cleared_seq";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -69,7 +69,7 @@ impl Store {
             "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
              VALUES ($1, $2, $3, $4, $5, 'bot')
              RETURNING id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office,
-                       queue_entry_id",
+                       queue_entry_id, cleared_seq",
         )
         .bind(Uuid::now_v7())
         .bind(&tp.tax_id)
@@ -137,6 +137,32 @@ impl Store {
         Ok(row)
     }
 
+    /// 清屏: hides everything so far from the taxpayer's current view (history keeps it).
+    pub async fn clear_screen(&self, id: Uuid, tax_id: &str) -> Result<Option<i64>, ApiError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE conversations SET cleared_seq = last_seq WHERE id = $1 AND taxpayer_id = $2 RETURNING cleared_seq",
+        )
+        .bind(id)
+        .bind(tax_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// 加载更多: up to `limit` messages before `before_seq` (0 = the end), oldest first.
+    pub async fn history(&self, conversation: Uuid, before_seq: i64, limit: i64) -> Result<Vec<MessageRow>, ApiError> {
+        let before = if before_seq <= 0 { i64::MAX } else { before_seq };
+        let mut rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        )))
+        .bind(conversation)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     pub async fn has_reply(&self, conversation: Uuid, seq: i64) -> Result<bool, ApiError> {
         Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1 AND reply_to = $2)")
             .bind(conversation)
@@ -189,6 +215,7 @@ impl ConversationRow {
                 ..Default::default()
             }),
             queue_entry_id: self.queue_entry_id.clone(),
+            cleared_through_seq: self.cleared_seq as u64,
             ..Default::default()
         }
     }
