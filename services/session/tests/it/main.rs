@@ -1,0 +1,3 @@
+//! Session service tests against PostgreSQL and a tansu broker.
+
+mod delivery;
