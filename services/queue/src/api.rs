@@ -170,13 +170,17 @@ impl pb::queue_service_server::QueueService for QueueApi {
 
 pub struct DeskApi {
     queue: Queue,
+    hub: ListenHub,
+    shutdown: CancellationToken,
 }
 
 impl DeskApi {
-    pub fn new(queue: Queue) -> Self {
-        Self { queue }
+    pub fn new(queue: Queue, hub: ListenHub, shutdown: CancellationToken) -> Self {
+        Self { queue, hub, shutdown }
     }
 }
+
+type AssignmentStream = Pin<Box<dyn Stream<Item = Result<pb::WatchAssignmentsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::agent_desk_service_server::AgentDeskService for DeskApi {
@@ -211,6 +215,61 @@ impl pb::agent_desk_service_server::AgentDeskService for DeskApi {
         let agent = caller.agent()?;
         let row = self.queue.agent(&agent.agent_id).await?.ok_or_else(|| ApiError::NotFound("agent state".into()))?;
         Ok(Response::new(pb::GetAgentStateResponse { state: Some(row.to_proto()) }))
+    }
+
+    /// The agent console's feed: the agent's state and the office's line, then each change
+    /// of the line (new stats) and each new assignment to this agent; heartbeat every 15 s.
+    async fn watch_assignments(
+        &self,
+        request: Request<pb::WatchAssignmentsRequest>,
+    ) -> Result<Response<AssignmentStream>, Status> {
+        use pb::watch_assignments_response::Update;
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?.clone();
+        let mut wakes = self.hub.subscribe();
+        let state = self
+            .queue
+            .agent(&agent.agent_id)
+            .await?
+            .ok_or_else(|| ApiError::refused("agent has no presence", "请先设置在线状态。"))?;
+        let queue = self.queue.clone();
+        let shutdown = self.shutdown.clone();
+        let office = agent.office_code.clone();
+        let stream = async_stream::try_stream! {
+            let mut since = chrono::Utc::now();
+            yield pb::WatchAssignmentsResponse { update: Some(Update::State(state.to_proto())) };
+            let stats = queue.stats(&office).await?;
+            yield pb::WatchAssignmentsResponse { update: Some(Update::Stats(pb::QueueStatsUpdate { groups: vec![stats] })) };
+            loop {
+                let recheck = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(15)) => false,
+                    w = wakes.recv() => match w {
+                        Ok(Wake::One(o)) if o != office => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => return,
+                    },
+                };
+                if !recheck {
+                    yield pb::WatchAssignmentsResponse { update: Some(Update::Heartbeat(common::Heartbeat { at: Some(ts(chrono::Utc::now())) })) };
+                    continue;
+                }
+                for e in queue.assigned_since(&agent.agent_id, since).await? {
+                    if let Some(at) = e.assigned_at {
+                        since = since.max(at);
+                    }
+                    yield pb::WatchAssignmentsResponse { update: Some(Update::Assigned(pb::Assignment {
+                        assigned_at: e.assigned_at.map(ts),
+                        entry: Some(e.to_proto(0)),
+                        via: pb::AssignmentVia::Claim as i32,
+                        ..Default::default()
+                    })) };
+                }
+                let stats = queue.stats(&office).await?;
+                yield pb::WatchAssignmentsResponse { update: Some(Update::Stats(pb::QueueStatsUpdate { groups: vec![stats] })) };
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn claim_next_entry(

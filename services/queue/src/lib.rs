@@ -88,11 +88,16 @@ impl App {
         let relay = tokio::spawn(zhengna_platform::kafka::Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
         let hub = db::ListenHub::start(&pool, store::CHANNEL, shutdown.clone()).await?;
         let queue = store::Queue::new(pool);
+        let desk_hub = hub.clone();
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::queue_service_server::QueueServiceServer::new(
             api::QueueApi::new(queue.clone(), hub, shutdown.clone()),
         ))
-        .add_service(pb::agent_desk_service_server::AgentDeskServiceServer::new(api::DeskApi::new(queue)))
+        .add_service(pb::agent_desk_service_server::AgentDeskServiceServer::new(api::DeskApi::new(
+            queue,
+            desk_hub,
+            shutdown.clone(),
+        )))
         .add_service(pb::queue_admin_service_server::QueueAdminServiceServer::new(Later));
         let names = vec![
             "zhengna.queue.v1.QueueService",

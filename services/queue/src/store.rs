@@ -485,6 +485,36 @@ impl Queue {
         Ok((rows, total))
     }
 
+    /// Waiting count, longest wait and online agents of an office's line.
+    pub async fn stats(&self, office: &str) -> Result<pb::SkillGroupQueueStats, ApiError> {
+        let (waiting, longest, online): (i64, Option<f64>, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM queue_entries WHERE office_code = $1 AND state = 'waiting'),
+                    (SELECT extract(epoch FROM now() - min(enqueued_at))::float8 FROM queue_entries WHERE office_code = $1 AND state = 'waiting'),
+                    (SELECT count(*) FROM agents WHERE office_code = $1 AND presence = 'online')",
+        )
+        .bind(office)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(pb::SkillGroupQueueStats {
+            skill_group_id: office.to_owned(),
+            skill_group_name: String::new(),
+            waiting_count: waiting as i32,
+            longest_wait: longest.map(|s| prost_types::Duration { seconds: s as i64, nanos: 0 }),
+            online_agents: online as i32,
+        })
+    }
+
+    /// Entries assigned to an agent after `since` (oldest first).
+    pub async fn assigned_since(&self, agent_id: &str, since: DateTime<Utc>) -> Result<Vec<EntryRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM queue_entries WHERE agent_id = $1 AND assigned_at > $2 ORDER BY assigned_at, id"
+        )))
+        .bind(agent_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

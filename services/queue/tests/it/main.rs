@@ -261,3 +261,39 @@ async fn an_unstaffed_office_routes_up_and_bad_input_is_named() {
     assert_eq!(err.expect_err("taxpayer").code(), tonic::Code::PermissionDenied);
     svc.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_console_feed_shows_the_line_and_assignments() {
+    use pb::watch_assignments_response::Update;
+    let svc = Svc::start().await;
+    let me = agent(3, DISTRICT);
+    let err =
+        svc.desk().watch_assignments(svc.req(pb::WatchAssignmentsRequest {}, &me)).await.expect_err("no presence yet");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    online(&svc, &me, 2).await;
+    let mut feed =
+        svc.desk().watch_assignments(svc.req(pb::WatchAssignmentsRequest {}, &me)).await.expect("watch").into_inner();
+    let mut next = async || loop {
+        let item = tokio::time::timeout(Duration::from_secs(15), feed.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("ok");
+        match item.update.expect("update") {
+            Update::Heartbeat(_) => continue,
+            other => return other,
+        }
+    };
+    assert!(matches!(next().await, Update::State(s) if s.capacity == 2));
+    assert!(
+        matches!(next().await, Update::Stats(s) if s.groups[0].waiting_count == 0 && s.groups[0].online_agents == 1)
+    );
+    svc.queue().enqueue_for_human(svc.req(enqueue(&conv(1)), &taxpayer(1))).await.expect("enqueue");
+    assert!(matches!(next().await, Update::Stats(s) if s.groups[0].waiting_count == 1));
+    svc.desk().claim_next_entry(svc.req(pb::ClaimNextEntryRequest::default(), &me)).await.expect("claim");
+    let assigned = next().await;
+    let Update::Assigned(a) = assigned else { panic!("expected the assignment, got {assigned:?}") };
+    assert_eq!(a.entry.expect("entry").conversation_id, conv(1));
+    assert!(matches!(next().await, Update::Stats(s) if s.groups[0].waiting_count == 0));
+    svc.stop().await;
+}
