@@ -289,3 +289,96 @@ async fn emoji_clear_screen_history_and_preferences() {
     assert!(err.message().contains("quick_entry_ids[1]"), "{}", err.message());
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transfer_to_a_colleague_and_back_to_the_line() {
+    let stack = Stack::start().await;
+    let tp = stack.token("taxpayer-jinan");
+    let first = stack.token("agent-jinan"); // A1001
+    let second = stack.token("supervisor-jinan"); // A1002, same office
+    let mut chat = ConversationServiceClient::new(stack.gateway_channel().await);
+    let conv = chat
+        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &tp))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation");
+    let mut stream = chat
+        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 }, &tp))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    let mut desk = AgentDeskServiceClient::new(stack.gateway_channel().await);
+    for who in [&first, &second] {
+        desk.set_presence(authed(
+            queue::SetPresenceRequest { presence: queue::AgentPresence::Online as i32, capacity: 2 },
+            who,
+        ))
+        .await
+        .expect("online");
+    }
+    let mut line = QueueServiceClient::new(stack.gateway_channel().await);
+    line.enqueue_for_human(authed(
+        queue::EnqueueForHumanRequest {
+            conversation_id: conv.id.clone(),
+            trigger: queue::QueueTrigger::Intent as i32,
+            ..Default::default()
+        },
+        &tp,
+    ))
+    .await
+    .expect("enqueue");
+    desk.claim_next_entry(authed(queue::ClaimNextEntryRequest::default(), &first)).await.expect("claim");
+    let _ = read_messages(&mut stream, 2).await; // queued, agent joined
+
+    // To a colleague.
+    let to_colleague = queue::TransferConversationRequest {
+        conversation_id: conv.id.clone(),
+        target: Some(queue::transfer_conversation_request::Target::AgentId("A1002".into())),
+        note: "涉及出口退税，请班长处理".into(),
+    };
+    desk.transfer_conversation(authed(to_colleague, &first)).await.expect("transfer to colleague");
+    let joined = read_messages(&mut stream, 1).await;
+    assert_eq!(notice_kind(&joined[0]), Some(pb::SystemNoticeKind::AgentJoined as i32));
+    assert!(format!("{:?}", joined[0].content).contains("李班长"), "{joined:?}");
+    let mut agent_chat = AgentConversationServiceClient::new(stack.gateway_channel().await);
+    let send = |id: &str| pb::SendAgentMessageRequest {
+        conversation_id: conv.id.clone(),
+        client_msg_id: id.into(),
+        content: text("您好"),
+    };
+    let err = agent_chat.send_agent_message(authed(send("x1"), &first)).await.expect_err("no longer serving");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    agent_chat.send_agent_message(authed(send("x2"), &second)).await.expect("the colleague serves");
+    let _ = read_messages(&mut stream, 1).await;
+
+    // Back to the office's line: 转接中, the taxpayer cannot end the conversation.
+    let to_line = queue::TransferConversationRequest {
+        conversation_id: conv.id.clone(),
+        target: Some(queue::transfer_conversation_request::Target::SkillGroupId(String::new())),
+        note: String::new(),
+    };
+    desk.transfer_conversation(authed(to_line, &second)).await.expect("transfer to the line");
+    let transferring = read_messages(&mut stream, 1).await;
+    assert_eq!(notice_kind(&transferring[0]), Some(pb::SystemNoticeKind::Transferring as i32));
+    let err = chat
+        .end_conversation(authed(pb::EndConversationRequest { conversation_id: conv.id.clone() }, &tp))
+        .await
+        .expect_err("during transfer");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(zhengna_platform_user_message(&err).contains("转接"), "{err:?}");
+
+    desk.claim_next_entry(authed(queue::ClaimNextEntryRequest::default(), &first)).await.expect("claim again");
+    let again = read_messages(&mut stream, 1).await;
+    assert_eq!(notice_kind(&again[0]), Some(pb::SystemNoticeKind::AgentJoined as i32));
+    chat.end_conversation(authed(pb::EndConversationRequest { conversation_id: conv.id.clone() }, &tp))
+        .await
+        .expect("end after the transfer");
+    stack.stop().await;
+}
+
+fn zhengna_platform_user_message(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status.get_error_details().localized_message().map(|m| m.message.clone()).unwrap_or_default()
+}

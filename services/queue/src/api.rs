@@ -311,6 +311,39 @@ impl pb::agent_desk_service_server::AgentDeskService for DeskApi {
         }))
     }
 
+    async fn transfer_conversation(
+        &self,
+        request: Request<pb::TransferConversationRequest>,
+    ) -> Result<Response<pb::TransferConversationResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?;
+        let r = request.get_ref();
+        let conversation = parse_id("conversation_id", &r.conversation_id)?.to_string();
+        if r.note.chars().count() > 200 {
+            return Err(ApiError::invalid("note", "at most 200 characters", "转接说明最多200个字。").into());
+        }
+        let to_agent = match &r.target {
+            Some(pb::transfer_conversation_request::Target::AgentId(a)) if !a.trim().is_empty() => {
+                Some(a.trim().to_owned())
+            }
+            Some(pb::transfer_conversation_request::Target::SkillGroupId(g))
+                if g.trim() == agent.office_code || g.trim().is_empty() =>
+            {
+                None
+            }
+            Some(pb::transfer_conversation_request::Target::SkillGroupId(_)) => {
+                return Err(ApiError::PermissionDenied("transfers stay within the office".into()).into());
+            }
+            _ => {
+                return Err(
+                    ApiError::invalid("target", "choose an agent or the office line", "请选择转接对象。").into()
+                );
+            }
+        };
+        let entry = self.queue.transfer(&agent.agent_id, &conversation, to_agent.as_deref(), r.note.trim()).await?;
+        Ok(Response::new(pb::TransferConversationResponse { entry: Some(entry.to_proto(0)) }))
+    }
+
     async fn list_queue_entries(
         &self,
         request: Request<pb::ListQueueEntriesRequest>,

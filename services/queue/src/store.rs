@@ -485,6 +485,103 @@ impl Queue {
         Ok((rows, total))
     }
 
+    /// 转接: the serving agent hands the conversation to another agent of the office (who
+    /// must be online with a free place) or back to the office's line (keeping its original
+    /// place). Both agents' counts and the entry change in one transaction.
+    pub async fn transfer(
+        &self,
+        from_agent: &str,
+        conversation_id: &str,
+        to_agent: Option<&str>,
+        note: &str,
+    ) -> Result<EntryRow, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let entry: Option<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM queue_entries WHERE conversation_id = $1 AND state = 'assigned' AND agent_id = $2 FOR UPDATE"
+        )))
+        .bind(conversation_id)
+        .bind(from_agent)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let entry = entry.ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        // Lock both agents in id order so two crossing transfers cannot deadlock.
+        let mut ids = vec![from_agent.to_owned()];
+        if let Some(t) = to_agent {
+            if t == from_agent {
+                return Err(ApiError::invalid("agent_id", "cannot transfer to oneself", "不能转接给自己。"));
+            }
+            ids.push(t.to_owned());
+        }
+        ids.sort();
+        let locked: Vec<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {AGENT} FROM agents WHERE agent_id = ANY($1) ORDER BY agent_id FOR UPDATE"
+        )))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (event_to_agent, updated) = match to_agent {
+            Some(target) => {
+                let t = locked.iter().find(|a| a.agent_id == target);
+                let t = match t {
+                    Some(t) if t.office_code == entry.office_code => t,
+                    _ => {
+                        return Err(ApiError::refused(
+                            "target agent not in this office",
+                            "只能转接给本单位的税务人员。",
+                        ));
+                    }
+                };
+                if t.presence != "online" || t.active_count >= t.capacity {
+                    return Err(refused("target agent unavailable", "对方当前不在线或接待已满，请选择其他税务人员。"));
+                }
+                sqlx::query(
+                    "UPDATE agents SET active_count = active_count + 1, last_assigned = now() WHERE agent_id = $1",
+                )
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+                let updated: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "UPDATE queue_entries SET agent_id = $2, agent_name = $3, assigned_at = now() WHERE id = $1 RETURNING {ENTRY}"
+                )))
+                .bind(entry.id)
+                .bind(&t.agent_id)
+                .bind(&t.name)
+                .fetch_one(&mut *tx)
+                .await?;
+                (target.to_owned(), updated)
+            }
+            None => {
+                let updated: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "UPDATE queue_entries SET state = 'waiting', agent_id = '', agent_name = '', assigned_at = NULL
+                     WHERE id = $1 RETURNING {ENTRY}"
+                )))
+                .bind(entry.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                (String::new(), updated)
+            }
+        };
+        sqlx::query("UPDATE agents SET active_count = greatest(active_count - 1, 0) WHERE agent_id = $1")
+            .bind(from_agent)
+            .execute(&mut *tx)
+            .await?;
+        publish(
+            &mut tx,
+            &updated,
+            "zhengna.queue.v1.EntryTransferred",
+            pb::queue_event::Payload::EntryTransferred(pb::EntryTransferred {
+                entry: Some(updated.to_proto(0)),
+                from_agent: entry.agent_ref(),
+                to_agent_id: event_to_agent,
+                to_skill_group_id: if to_agent.is_none() { updated.office_code.clone() } else { String::new() },
+                note: note.to_owned(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
     /// Waiting count, longest wait and online agents of an office's line.
     pub async fn stats(&self, office: &str) -> Result<pb::SkillGroupQueueStats, ApiError> {
         let (waiting, longest, online): (i64, Option<f64>, i64) = sqlx::query_as(

@@ -37,6 +37,8 @@ impl Handler for QueueEvents {
             Some(Payload::EntryEnqueued(e)) => (e.entry, "enqueued"),
             Some(Payload::EntryAssigned(e)) => (e.entry, "assigned"),
             Some(Payload::EntryCancelled(e)) => (e.entry, "cancelled"),
+            Some(Payload::EntryTransferred(e)) if !e.to_agent_id.is_empty() => (e.entry, "to_agent"),
+            Some(Payload::EntryTransferred(e)) => (e.entry, "to_line"),
             _ => return Ok(()),
         };
         let Some(entry) = entry else { return Ok(()) };
@@ -80,13 +82,30 @@ impl Handler for QueueEvents {
                 "bot",
                 notice(pb::SystemNoticeKind::QueueLeft, "您已取消排队，智能助手将继续为您服务。".into(), &entry.id),
             ),
+            ("to_agent", "human") => (
+                "human",
+                notice(
+                    pb::SystemNoticeKind::AgentJoined,
+                    format!("已为您转接至税务人员{}，正在为您服务。", agent.display_name),
+                    &entry.id,
+                ),
+            ),
+            ("to_line", "human") => (
+                "queued",
+                notice(
+                    pb::SystemNoticeKind::Transferring,
+                    "正在为您转接其他税务人员，请稍候。排队期间智能助手将继续为您服务。".into(),
+                    &entry.id,
+                ),
+            ),
             _ => return Ok(()),
         };
+        let transferring = change == "to_line";
         sqlx::query(
-            "UPDATE conversations SET mode = $2, queue_entry_id = $3,
-                 agent_id = CASE WHEN $2 = 'human' THEN $4 ELSE agent_id END,
-                 agent_name = CASE WHEN $2 = 'human' THEN $5 ELSE agent_name END,
-                 agent_office = CASE WHEN $2 = 'human' THEN $6 ELSE agent_office END
+            "UPDATE conversations SET mode = $2, queue_entry_id = $3, transferring = $7,
+                 agent_id = CASE WHEN $2 = 'human' THEN $4 WHEN $7 THEN '' ELSE agent_id END,
+                 agent_name = CASE WHEN $2 = 'human' THEN $5 WHEN $7 THEN '' ELSE agent_name END,
+                 agent_office = CASE WHEN $2 = 'human' THEN $6 WHEN $7 THEN '' ELSE agent_office END
              WHERE id = $1",
         )
         .bind(conversation)
@@ -95,6 +114,7 @@ impl Handler for QueueEvents {
         .bind(&agent.id)
         .bind(&agent.display_name)
         .bind(&agent.office_code)
+        .bind(transferring)
         .execute(&mut **tx)
         .await?;
         let text = match &content.body {
@@ -105,7 +125,8 @@ impl Handler for QueueEvents {
             tx,
             conversation,
             &NewMessage {
-                client_msg_id: format!("queue:{change}:{}", entry.id),
+                // One notice per event (an entry can be assigned again after a transfer).
+                client_msg_id: format!("queue:{change}:{}", event.event_id),
                 sender: "system",
                 sender_name: "系统".into(),
                 reply_to: None,

@@ -64,6 +64,9 @@ pub async fn end(pool: &PgPool, id: Uuid, who: Ender<'_>) -> Result<Conversation
     if row.mode == "ended" {
         return Err(ApiError::refused("conversation has ended", "本次会话已结束。"));
     }
+    if row.transferring {
+        return Err(ApiError::refused("conversation is being transferred", "正在为您转接，暂不能结束会话，请稍候。"));
+    }
     if matches!(who, Ender::Agent { .. }) && row.mode != "human" {
         return Err(ApiError::refused("conversation is not in human mode", "该会话当前不在人工服务中。"));
     }

@@ -23,9 +23,10 @@ pub struct ConversationRow {
     pub agent_office: String,
     pub queue_entry_id: String,
     pub cleared_seq: i64,
+    pub transferring: bool,
 }
 
-pub(crate) const CONVERSATION_COLUMNS: &str = "id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id, cleared_seq";
+pub(crate) const CONVERSATION_COLUMNS: &str = "id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id, cleared_seq, transferring";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -69,7 +70,7 @@ impl Store {
             "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
              VALUES ($1, $2, $3, $4, $5, 'bot')
              RETURNING id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office,
-                       queue_entry_id, cleared_seq",
+                       queue_entry_id, cleared_seq, transferring",
         )
         .bind(Uuid::now_v7())
         .bind(&tp.tax_id)
@@ -216,6 +217,7 @@ impl ConversationRow {
             }),
             queue_entry_id: self.queue_entry_id.clone(),
             cleared_through_seq: self.cleared_seq as u64,
+            transferring: self.transferring,
             ..Default::default()
         }
     }
