@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod dev;
+pub mod limits;
 mod proxy;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -50,6 +51,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Directory of the built web front end.
     pub web_dir: PathBuf,
+    /// Per-identity call rate limits.
+    pub rate_limit: limits::RateLimitConfig,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             .collect(),
             cors_allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
             web_dir: PathBuf::from("web/static"),
+            rate_limit: limits::RateLimitConfig::default(),
         }
     }
 }
@@ -148,6 +152,7 @@ impl App {
         let forward = proxy::Forward::new(
             auth,
             key,
+            limits::Limiter::new(cfg.rate_limit.clone()),
             proxy::Routes {
                 backends,
                 taxpayer_services: cfg.taxpayer_services.iter().cloned().collect::<HashSet<_>>(),

@@ -33,12 +33,13 @@ pub struct Forward {
 struct Inner {
     auth: Authenticator,
     key: IdentityKey,
+    limiter: crate::limits::Limiter,
     routes: Routes,
 }
 
 impl Forward {
-    pub fn new(auth: Authenticator, key: IdentityKey, routes: Routes) -> Self {
-        Self { inner: Arc::new(Inner { auth, key, routes }) }
+    pub fn new(auth: Authenticator, key: IdentityKey, limiter: crate::limits::Limiter, routes: Routes) -> Self {
+        Self { inner: Arc::new(Inner { auth, key, limiter, routes }) }
     }
 }
 
@@ -91,6 +92,16 @@ impl Inner {
                 return refuse(tonic::Status::unauthenticated(e.to_string()), req);
             }
         };
+        if !self.limiter.allow(&caller.subject(), std::time::Instant::now()) {
+            metrics::counter!("gateway_rate_limited_total").increment(1);
+            let mut details = tonic_types::ErrorDetails::new();
+            details.set_localized_message("zh-CN", "您的操作过于频繁，请稍后再试。");
+            use tonic_types::StatusExt;
+            return refuse(
+                tonic::Status::with_error_details(tonic::Code::ResourceExhausted, "rate limit exceeded", details),
+                req,
+            );
+        }
         if matches!(caller, Caller::Taxpayer(_)) && !self.routes.taxpayer_services.contains(&service) {
             metrics::counter!("gateway_policy_rejected_total").increment(1);
             return refuse(tonic::Status::permission_denied(format!("{service} is for tax-bureau staff only")), req);

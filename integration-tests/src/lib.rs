@@ -53,6 +53,11 @@ fn local() -> ServerConfig {
 
 impl Stack {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the stack after letting `adjust` change the gateway's configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut zhengna_gateway::Config)) -> Self {
         let shutdown = CancellationToken::new();
         let (id_cfg, key) = identity();
         let broker = Broker::start();
@@ -157,7 +162,7 @@ impl Stack {
             jwks_path: Some(jwks_path.clone()),
             jwks_url: None,
         };
-        let gw_cfg = zhengna_gateway::Config {
+        let mut gw_cfg = zhengna_gateway::Config {
             listen: ([127, 0, 0, 1], 0).into(),
             metrics_listen: ([127, 0, 0, 1], 0).into(),
             identity: id_cfg,
@@ -177,8 +182,11 @@ impl Stack {
             .map(|(k, a)| (k.to_owned(), format!("http://{a}")))
             .collect(),
             web_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/static"),
+            // Tests poll through the gateway; the limit has its own test.
+            rate_limit: zhengna_gateway::limits::RateLimitConfig { per_second: 0.0, burst: 0.0 },
             ..Default::default()
         };
+        adjust(&mut gw_cfg);
         let gateway = zhengna_gateway::App::build(gw_cfg, shutdown.clone()).await.expect("gateway starts");
         let gateway_addr = gateway.addr();
         tasks.push(tokio::spawn(gateway.run_until_stopped()));

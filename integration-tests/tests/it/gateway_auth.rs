@@ -129,3 +129,22 @@ async fn client_identity_headers_are_ignored() {
     assert_eq!(client.start_conversation(req).await.expect_err("no token").code(), tonic::Code::Unauthenticated);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_caller_is_rate_limited_on_its_own() {
+    let stack = Stack::start_with(|cfg| {
+        cfg.rate_limit = zhengna_gateway::limits::RateLimitConfig { per_second: 0.5, burst: 3.0 }
+    })
+    .await;
+    let flooding = stack.token("taxpayer-jinan");
+    let calm = stack.token("taxpayer-qingdao");
+    for _ in 0..3 {
+        start_with(&stack, Some(&flooding)).await.expect("within the burst");
+    }
+    let err = start_with(&stack, Some(&flooding)).await.expect_err("over the limit");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    use tonic_types::StatusExt;
+    assert_eq!(err.get_error_details().localized_message().expect("text").message, "您的操作过于频繁，请稍后再试。");
+    start_with(&stack, Some(&calm)).await.expect("another taxpayer is not affected");
+    stack.stop().await;
+}
