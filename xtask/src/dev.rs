@@ -192,8 +192,12 @@ pub async fn run() -> Result<()> {
     println!();
     println!("zhengna is running. Press Ctrl-C to stop everything.");
     println!("  Taxpayer demo host page (widget) http://127.0.0.1:{GATEWAY_PORT}/   (placeholder until the web issue)");
-    println!("  Agent console                    http://127.0.0.1:{GATEWAY_PORT}/agent/   (placeholder until the web issue)");
-    println!("  Admin console                    http://127.0.0.1:{GATEWAY_PORT}/admin/   (placeholder until the web issue)");
+    println!(
+        "  Agent console                    http://127.0.0.1:{GATEWAY_PORT}/agent/   (placeholder until the web issue)"
+    );
+    println!(
+        "  Admin console                    http://127.0.0.1:{GATEWAY_PORT}/admin/   (placeholder until the web issue)"
+    );
     println!("  Demo logins                      http://127.0.0.1:{GATEWAY_PORT}/dev/identities");
     println!("  Token for a demo login           http://127.0.0.1:{GATEWAY_PORT}/dev/token?user=taxpayer-jinan");
     println!("  grpc-web / gRPC endpoint         http://127.0.0.1:{GATEWAY_PORT}");
