@@ -258,3 +258,27 @@ async fn one_trace_spans_gateway_session_and_answer() {
     );
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drafted_similar_question_gets_the_drafted_answer() {
+    use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+    let stack = Stack::start().await;
+    let mut answers = AnswerServiceClient::new(stack.gateway_channel().await);
+    // A similar question from seed/kb/GS.jsonl (not the standard question).
+    let reply = answers
+        .ask(authed(
+            answer_pb::AskRequest { question: "给爸妈养老个税每月能扣多少".into(), ..Default::default() },
+            &stack.token("taxpayer-person"),
+        ))
+        .await
+        .expect("ask")
+        .into_inner();
+    assert_eq!(reply.decision, answer_pb::Decision::Answer as i32);
+    let answer = reply.answer.expect("answer");
+    assert_eq!(answer.catalog_id, "GS-019");
+    assert!(reply.text.contains("3000"), "the drafted summary: {}", reply.text);
+    assert!(answer.blocks.len() >= 3, "drafted blocks");
+    assert_eq!(answer.citations.len(), 3, "one citation per basis");
+    assert!(!reply.suggestions.is_empty(), "猜你想问 from the related items");
+    stack.stop().await;
+}

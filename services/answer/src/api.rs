@@ -23,22 +23,85 @@ impl AnswerApi {
 
 const NO_ANSWER_TEXT: &str = "抱歉，暂时没有找到与您的问题完全对应的答案。您可以换一种说法再问一次，也可以点击“留言”留下您的问题，或点击“转人工”咨询税务人员。";
 
-fn answer_from(item: Item) -> pb::AskResponse {
-    let steps = pb::answer_block::Block::Steps(pb::StepsBlock { steps: item.facts.0.clone(), ..Default::default() });
-    let citations = item.basis.0.iter().map(|b| pb::Citation { text: b.clone(), ..Default::default() }).collect();
-    let text = item.facts.0.iter().enumerate().map(|(i, f)| format!("{}. {f}", i + 1)).collect::<Vec<_>>().join("\n");
+/// Answer blocks from a draft (paragraph, steps, guide, note), or the catalog facts as steps.
+fn blocks(item: &Item) -> Vec<pb::AnswerBlock> {
+    use pb::answer_block::Block;
+    let drafted: Vec<pb::AnswerBlock> = item
+        .blocks
+        .0
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| {
+            let text = || b["text"].as_str().unwrap_or_default().to_owned();
+            let items = || -> Vec<String> {
+                b["items"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default()
+            };
+            let title = b["title"].as_str().unwrap_or_default().to_owned();
+            let block = match b["type"].as_str()? {
+                "paragraph" | "note" => Block::Paragraph(pb::ParagraphBlock { text: text() }),
+                "steps" => Block::Steps(pb::StepsBlock { title, steps: items() }),
+                "guide" => Block::GuideCard(pb::GuideCardBlock { title, materials: items(), ..Default::default() }),
+                _ => return None,
+            };
+            Some(pb::AnswerBlock { block: Some(block) })
+        })
+        .collect();
+    if !drafted.is_empty() {
+        return drafted;
+    }
+    vec![pb::AnswerBlock {
+        block: Some(Block::Steps(pb::StepsBlock { steps: item.facts.0.clone(), ..Default::default() })),
+    }]
+}
+
+fn citations(item: &Item) -> Vec<pb::Citation> {
+    let drafted: Vec<pb::Citation> = item
+        .citations
+        .0
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| pb::Citation {
+            article_id: c["article_id"].as_str().unwrap_or_default().to_owned(),
+            text: c["text"].as_str().unwrap_or_default().to_owned(),
+            ..Default::default()
+        })
+        .collect();
+    if !drafted.is_empty() {
+        return drafted;
+    }
+    item.basis.0.iter().map(|b| pb::Citation { text: b.clone(), ..Default::default() }).collect()
+}
+
+fn answer_from(item: Item, related: Vec<(uuid::Uuid, String, String)>) -> pb::AskResponse {
+    let text = if item.summary.is_empty() {
+        item.facts.0.iter().enumerate().map(|(i, f)| format!("{}. {f}", i + 1)).collect::<Vec<_>>().join("\n")
+    } else {
+        item.summary.clone()
+    };
     pb::AskResponse {
         decision: pb::Decision::Answer as i32,
         text,
         answer: Some(pb::Answer {
             item_id: item.id.to_string(),
-            catalog_id: item.catalog_id.unwrap_or_default(),
-            standard_question: item.question,
-            blocks: vec![pb::AnswerBlock { block: Some(steps) }],
-            citations,
-            topic: item.topic,
+            blocks: blocks(&item),
+            citations: citations(&item),
+            catalog_id: item.catalog_id.clone().unwrap_or_default(),
+            standard_question: item.question.clone(),
+            topic: item.topic.clone(),
             ..Default::default()
         }),
+        // 猜你想问: the items readers of this answer usually want next.
+        suggestions: related
+            .into_iter()
+            .map(|(id, _, question)| pb::SuggestedQuestion { item_id: id.to_string(), question, ..Default::default() })
+            .collect(),
         confidence: 1.0,
         ..Default::default()
     }
@@ -63,7 +126,10 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         }
         let today = zhengna_platform::time::shanghai_today();
         let reply = match self.kb.exact(&normalize(question), today).await? {
-            Some(item) => answer_from(item),
+            Some(item) => {
+                let related = self.kb.questions(&item.related).await?;
+                answer_from(item, related)
+            }
             None => pb::AskResponse {
                 decision: pb::Decision::NoAnswer as i32,
                 text: NO_ANSWER_TEXT.into(),

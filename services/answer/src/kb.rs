@@ -27,6 +27,18 @@ pub struct CatalogItem {
     pub keywords: Vec<String>,
 }
 
+/// One line of `seed/kb/*.jsonl` (see that folder's README).
+#[derive(Debug, Deserialize)]
+pub struct Draft {
+    pub id: String,
+    pub summary: String,
+    pub blocks: serde_json::Value,
+    pub similar: Vec<String>,
+    pub citations: serde_json::Value,
+    #[serde(default)]
+    pub related: Vec<String>,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Item {
     pub id: Uuid,
@@ -35,6 +47,10 @@ pub struct Item {
     pub question: String,
     pub facts: sqlx::types::Json<Vec<String>>,
     pub basis: sqlx::types::Json<Vec<String>>,
+    pub summary: String,
+    pub blocks: sqlx::types::Json<serde_json::Value>,
+    pub citations: sqlx::types::Json<serde_json::Value>,
+    pub related: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -85,14 +101,67 @@ impl Kb {
         Ok(n)
     }
 
-    /// The published item whose standard question equals `normalized`, valid on `today`.
+    /// Applies the drafted answers in `dir` to items that have none yet (by catalog id).
+    pub async fn apply_drafts(&self, dir: &Path) -> Result<usize, StartupError> {
+        if !dir.is_dir() {
+            return Ok(0);
+        }
+        let missing: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM kb_items WHERE summary = ''").fetch_one(&self.pool).await?;
+        if missing == 0 {
+            return Ok(0);
+        }
+        let mut files: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")) {
+            let text = std::fs::read_to_string(path)?;
+            for (line_no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let d: Draft = serde_json::from_str(line)
+                    .map_err(|e| StartupError::Config(format!("{}:{}: {e}", path.display(), line_no + 1)))?;
+                let normalized: Vec<String> = d.similar.iter().map(|s| crate::normalize::normalize(s)).collect();
+                n += sqlx::query(
+                    "UPDATE kb_items SET summary = $2, blocks = $3, similar_questions = $4, similar_normalized = $5, citations = $6,
+                         related = $7, updated_at = now()
+                     WHERE catalog_id = $1 AND summary = ''",
+                )
+                .bind(&d.id)
+                .bind(&d.summary)
+                .bind(sqlx::types::Json(&d.blocks))
+                .bind(&d.similar)
+                .bind(&normalized)
+                .bind(sqlx::types::Json(&d.citations))
+                .bind(&d.related)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as usize;
+            }
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Standard questions of the given catalog ids, in that order (for 猜你想问).
+    pub async fn questions(&self, catalog_ids: &[String]) -> Result<Vec<(Uuid, String, String)>, ApiError> {
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT id, catalog_id, question FROM kb_items WHERE catalog_id = ANY($1) AND status = 'published'",
+        )
+        .bind(catalog_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(catalog_ids.iter().filter_map(|c| rows.iter().find(|r| &r.1 == c).cloned()).collect())
+    }
+
+    /// The published item whose standard question, or one of whose similar questions,
+    /// equals `normalized`, valid on `today`.
     pub async fn exact(&self, normalized: &str, today: NaiveDate) -> Result<Option<Item>, ApiError> {
         Ok(sqlx::query_as(
-            "SELECT id, catalog_id, topic, question, facts, basis FROM kb_items
-             WHERE question_normalized = $1 AND status = 'published'
+            "SELECT id, catalog_id, topic, question, facts, basis, summary, blocks, citations, related FROM kb_items
+             WHERE (question_normalized = $1 OR $1 = ANY(similar_normalized)) AND status = 'published'
                AND (valid_from IS NULL OR valid_from <= $2)
                AND (valid_to IS NULL OR valid_to >= $2)
-             ORDER BY updated_at DESC LIMIT 1",
+             ORDER BY (question_normalized = $1) DESC, updated_at DESC LIMIT 1",
         )
         .bind(normalized)
         .bind(today)

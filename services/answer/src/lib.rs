@@ -77,6 +77,12 @@ impl App {
             if imported > 0 {
                 tracing::info!(imported, path = %path.display(), "seeded knowledge base from catalog");
             }
+            // Drafted answers live beside the catalog (`seed/kb`).
+            let drafts = path.parent().map(|p| p.join("kb")).unwrap_or_default();
+            let applied = kb.apply_drafts(&drafts).await?;
+            if applied > 0 {
+                tracing::info!(applied, dir = %drafts.display(), "applied drafted answers");
+            }
         }
         let key = cfg.identity.key()?;
         let routes =
