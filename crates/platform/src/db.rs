@@ -161,10 +161,67 @@ pub async fn next_number(conn: &mut sqlx::PgConnection, prefix: &str) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::escape_like;
+    use super::{Waited, Wake, escape_like, wait_for};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn unrelated_wakes_do_not_postpone_the_heartbeat() {
+        let (tx, mut rx) = tokio::sync::broadcast::channel(64);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let noise = tokio::spawn(async move {
+            for _ in 0..50 {
+                let _ = tx.send(Wake::One("someone-else".into()));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = tx.send(Wake::One("me".into()));
+        });
+        // The noise lasts over 500 ms; a clock restarted by each unrelated wake-up would
+        // only end with the relevant one (Woken), never Idle.
+        assert_eq!(wait_for(&mut rx, |p| p == "me", Duration::from_millis(100), &shutdown).await, Waited::Idle);
+        assert_eq!(wait_for(&mut rx, |p| p == "me", Duration::from_secs(5), &shutdown).await, Waited::Woken);
+        noise.await.expect("noise");
+        shutdown.cancel();
+        assert_eq!(wait_for(&mut rx, |_| true, Duration::from_secs(5), &shutdown).await, Waited::Done);
+    }
 
     #[test]
     fn like_wildcards_are_literal() {
         assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+}
+
+/// What ended a [`wait_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// A relevant notification (or a re-read signal) arrived: re-read.
+    Woken,
+    /// Nothing relevant before the deadline: time for a heartbeat.
+    Idle,
+    /// Shutdown, or the hub is gone: end the stream.
+    Done,
+}
+
+/// Waits up to `idle` for a wake-up whose payload `relevant` accepts (re-read signals and
+/// lagging always count). Unrelated wake-ups do not restart the clock, so a busy channel
+/// never starves a subscriber's heartbeat.
+pub async fn wait_for(
+    wakes: &mut tokio::sync::broadcast::Receiver<Wake>,
+    relevant: impl Fn(&str) -> bool,
+    idle: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Waited {
+    use tokio::sync::broadcast::error::RecvError;
+    let deadline = tokio::time::sleep(idle);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Waited::Done,
+            _ = &mut deadline => return Waited::Idle,
+            w = wakes.recv() => match w {
+                Ok(Wake::One(payload)) if !relevant(&payload) => continue,
+                Ok(_) | Err(RecvError::Lagged(_)) => return Waited::Woken,
+                Err(RecvError::Closed) => return Waited::Done,
+            },
+        }
     }
 }

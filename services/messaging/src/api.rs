@@ -177,8 +177,7 @@ impl pb::inbox_service_server::InboxService for InboxApi {
     /// The widget's live feed: current unread counts, then each new notice followed by the
     /// new counts, with a heartbeat every 15 seconds. Starts after the newest existing notice.
     async fn watch_inbox(&self, request: Request<pb::WatchInboxRequest>) -> Result<Response<WatchStream>, Status> {
-        use tokio::sync::broadcast::error::RecvError;
-        use zhengna_platform::db::Wake;
+        use zhengna_platform::db::{Waited, wait_for};
         let caller = identity::caller(&request)?;
         let tax_id = caller.taxpayer()?.tax_id.clone();
         // Subscribe before reading the starting point: nothing slips in between.
@@ -189,20 +188,15 @@ impl pb::inbox_service_server::InboxService for InboxApi {
         let stream = async_stream::try_stream! {
             yield counts(&inbox, &tax_id).await?;
             loop {
-                let heartbeat = tokio::time::sleep(std::time::Duration::from_secs(15));
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = heartbeat => {
+                match wait_for(&mut wakes, |who| who == tax_id || who == "*", std::time::Duration::from_secs(15), &shutdown).await {
+                    Waited::Done => return,
+                    Waited::Idle => {
                         yield pb::WatchInboxResponse { update: Some(pb::watch_inbox_response::Update::Heartbeat(
                             zhengna_proto::common::v1::Heartbeat { at: Some(ts(chrono::Utc::now())) },
                         )) };
                         continue;
                     }
-                    w = wakes.recv() => match w {
-                        Ok(Wake::One(who)) if who != tax_id && who != "*" => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => return,
-                    },
+                    Waited::Woken => {}
                 }
                 let fresh = inbox.newer_than(&tax_id, cursor, 100).await?;
                 if fresh.is_empty() {

@@ -4,11 +4,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use zhengna_platform::db::{ListenHub, Wake};
+use zhengna_platform::db::{ListenHub, Waited, wait_for};
 use zhengna_platform::identity;
 use zhengna_platform::paging::Page;
 use zhengna_platform::{ApiError, FieldViolation};
@@ -126,15 +125,10 @@ impl pb::queue_service_server::QueueService for QueueApi {
                 return;
             }
             loop {
-                // Decide what woke us, then act outside `select!` (where `?` works).
-                let recheck = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(15)) => false,
-                    w = wakes.recv() => match w {
-                        Ok(Wake::One(o)) if o != office => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => return,
-                    },
+                let recheck = match wait_for(&mut wakes, |o| o == office, Duration::from_secs(15), &shutdown).await {
+                    Waited::Done => return,
+                    Waited::Idle => false,
+                    Waited::Woken => true,
                 };
                 if !recheck {
                     yield pb::WatchQueuePositionResponse { update: Some(pb::watch_queue_position_response::Update::Heartbeat(
@@ -241,14 +235,10 @@ impl pb::agent_desk_service_server::AgentDeskService for DeskApi {
             let stats = queue.stats(&office).await?;
             yield pb::WatchAssignmentsResponse { update: Some(Update::Stats(pb::QueueStatsUpdate { groups: vec![stats] })) };
             loop {
-                let recheck = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(15)) => false,
-                    w = wakes.recv() => match w {
-                        Ok(Wake::One(o)) if o != office => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => return,
-                    },
+                let recheck = match wait_for(&mut wakes, |o| o == office, Duration::from_secs(15), &shutdown).await {
+                    Waited::Done => return,
+                    Waited::Idle => false,
+                    Waited::Woken => true,
                 };
                 if !recheck {
                     yield pb::WatchAssignmentsResponse { update: Some(Update::Heartbeat(common::Heartbeat { at: Some(ts(chrono::Utc::now())) })) };

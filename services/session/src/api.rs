@@ -4,7 +4,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -18,6 +17,7 @@ use zhengna_proto::session::v1 as pb;
 use crate::ConversationConfig;
 use crate::hub::{Hub, Wake};
 use crate::store::{NewMessage, Store};
+use zhengna_platform::db::{Waited, wait_for};
 
 /// Longest text a taxpayer may send in one message (the widget's 0/300 counter).
 pub const MAX_TEXT_CHARS: usize = 300;
@@ -239,21 +239,11 @@ fn messages(
             if full {
                 continue;
             }
-            let idle = tokio::time::sleep(heartbeat);
-            tokio::pin!(idle);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = &mut idle => {
-                        yield Item::Heartbeat(pb::Heartbeat { at: Some(crate::store::timestamp(chrono::Utc::now())) });
-                        break;
-                    }
-                    w = wakes.recv() => match w {
-                        Ok(Wake::One(id)) if id != key => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => break,
-                        Err(RecvError::Closed) => return,
-                    },
-                }
+            match wait_for(&mut wakes, |id| id == key, heartbeat, &shutdown).await {
+                Waited::Done => return,
+                Waited::Idle => yield Item::Heartbeat(pb::Heartbeat { at: Some(crate::store::timestamp(chrono::Utc::now())) }),
+                // Heartbeats are a safety net too: every wake-up or idle period re-reads.
+                Waited::Woken => {}
             }
         }
     }
