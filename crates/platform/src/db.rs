@@ -142,6 +142,43 @@ pub fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
+/// Filter clauses shared by the services' list queries. `column` names are compile-time
+/// literals; every value is bound.
+pub mod filters {
+    use sqlx::{Postgres, QueryBuilder};
+
+    use super::escape_like;
+
+    /// `AND column = code`, or with `subordinates` every office under `code`
+    /// (see [`crate::offices::subtree_prefix`]).
+    pub fn office(q: &mut QueryBuilder<Postgres>, column: &'static str, code: &str, subordinates: bool) {
+        if subordinates {
+            let prefix = crate::offices::subtree_prefix(code).unwrap_or(code);
+            q.push(" AND ").push(column).push(" LIKE ").push_bind(format!("{}%", escape_like(prefix)));
+        } else {
+            q.push(" AND ").push(column).push(" = ").push_bind(code.to_owned());
+        }
+    }
+
+    /// `AND column ILIKE '%text%'`, the text matched literally (fuzzy search, 模糊查询).
+    pub fn contains(q: &mut QueryBuilder<Postgres>, column: &'static str, text: &str) {
+        q.push(" AND ").push(column).push(" ILIKE ").push_bind(format!("%{}%", escape_like(text)));
+    }
+
+    /// A taxpayer by 纳税人识别号 (exact, case-insensitive) or by name (fuzzy).
+    pub fn taxpayer(q: &mut QueryBuilder<Postgres>, id_column: &'static str, name_column: &'static str, query: &str) {
+        q.push(" AND (")
+            .push(id_column)
+            .push(" = ")
+            .push_bind(query.to_uppercase())
+            .push(" OR ")
+            .push(name_column)
+            .push(" ILIKE ")
+            .push_bind(format!("%{}%", escape_like(query)))
+            .push(")");
+    }
+}
+
 /// The next human-readable number for `prefix` today (Asia/Shanghai): prefix + yyyymmdd +
 /// a 6-digit daily sequence, e.g. `YY20261124000001`. Runs in the caller's transaction, on
 /// the service's `number_counters (prefix, day, last)` table, so a rolled-back insert gives

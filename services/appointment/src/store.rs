@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
-use zhengna_platform::db::escape_like;
+use zhengna_platform::db::filters;
 use zhengna_platform::outbox::{self, OutboxEvent};
 use zhengna_platform::{ApiError, time};
 use zhengna_proto::appointment::v1 as pb;
@@ -555,14 +555,7 @@ fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope, subordinates: bool)
         Scope::Taxpayer(tax_id) => {
             q.push(" AND taxpayer_id = ").push_bind(tax_id.clone());
         }
-        Scope::Unit(unit) if subordinates => {
-            // Office codes nest by prefix (省 137 → 市 13701 → 区县 1370102 …).
-            let prefix = zhengna_platform::offices::subtree_prefix(unit).unwrap_or(unit);
-            q.push(" AND unit_code LIKE ").push_bind(format!("{}%", escape_like(prefix)));
-        }
-        Scope::Unit(unit) => {
-            q.push(" AND unit_code = ").push_bind(unit.clone());
-        }
+        Scope::Unit(unit) => filters::office(q, "unit_code", unit, subordinates),
     }
 }
 
@@ -586,7 +579,7 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
         q.push(" AND business_category = ").push_bind(c.clone());
     }
     if let Some(d) = &f.description {
-        q.push(" AND description ILIKE ").push_bind(format!("%{}%", escape_like(d)));
+        filters::contains(q, "description", d);
     }
     if let Some(c) = f.confirm {
         q.push(" AND confirm_status = ").push_bind(confirm_str(c));
@@ -598,11 +591,7 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
         q.push(" AND origin = ").push_bind(origin_str(o));
     }
     if let Some(t) = &f.taxpayer {
-        q.push(" AND (taxpayer_id = ")
-            .push_bind(t.to_uppercase())
-            .push(" OR taxpayer_name ILIKE ")
-            .push_bind(format!("%{}%", escape_like(t)))
-            .push(")");
+        filters::taxpayer(q, "taxpayer_id", "taxpayer_name", t);
     }
     if let Some(a) = &f.agent_id {
         q.push(" AND agent_id = ").push_bind(a.clone());

@@ -7,6 +7,7 @@ use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 pub use zhengna_platform::db::escape_like;
+use zhengna_platform::db::filters;
 use zhengna_platform::outbox::{self, OutboxEvent};
 use zhengna_platform::{ApiError, FieldViolation};
 use zhengna_proto::common::v1 as common;
@@ -265,13 +266,7 @@ fn push_scope(q: &mut QueryBuilder<Postgres>, scope: &Scope) {
         Scope::Taxpayer(t) => {
             q.push(" AND taxpayer_id = ").push_bind(t.clone());
         }
-        Scope::Office { code, subordinates: true } => {
-            let prefix = zhengna_platform::offices::subtree_prefix(code).unwrap_or(code);
-            q.push(" AND org_code LIKE ").push_bind(format!("{}%", escape_like(prefix)));
-        }
-        Scope::Office { code, subordinates: false } => {
-            q.push(" AND org_code = ").push_bind(code.clone());
-        }
+        Scope::Office { code, subordinates } => filters::office(q, "org_code", code, *subordinates),
     }
 }
 
@@ -292,14 +287,10 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, f: &Filter) {
         q.push(" AND status = ").push_bind(s);
     }
     if let Some(c) = &f.content {
-        q.push(" AND content ILIKE ").push_bind(format!("%{}%", escape_like(c)));
+        filters::contains(q, "content", c);
     }
     if let Some(t) = &f.taxpayer {
-        q.push(" AND (taxpayer_id = ")
-            .push_bind(t.to_uppercase())
-            .push(" OR taxpayer_name ILIKE ")
-            .push_bind(format!("%{}%", escape_like(t)))
-            .push(")");
+        filters::taxpayer(q, "taxpayer_id", "taxpayer_name", t);
     }
     if let Some(a) = &f.assignee {
         q.push(" AND assignee_id = ").push_bind(a.clone());

@@ -14,6 +14,8 @@ use zhengna_proto::common::v1 as common;
 use zhengna_proto::messaging::v1 as pb;
 
 use crate::inbox::{self, NewNotification};
+use zhengna_platform::db::filters;
+
 use crate::leave::{LeaveRow, escape_like, next_number, publish, ts};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -406,12 +408,7 @@ impl Tickets {
         let mut rows = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM tickets WHERE true"));
         let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM tickets WHERE true");
         for q in [&mut rows, &mut count] {
-            if subordinates {
-                let prefix = zhengna_platform::offices::subtree_prefix(office).unwrap_or(office);
-                q.push(" AND handling_office LIKE ").push_bind(format!("{}%", escape_like(prefix)));
-            } else {
-                q.push(" AND handling_office = ").push_bind(office.to_owned());
-            }
+            filters::office(q, "handling_office", office, subordinates);
             if let Some(n) = &f.number {
                 q.push(" AND number = ").push_bind(n.clone());
             }
@@ -441,11 +438,7 @@ impl Tickets {
                     .push(")");
             }
             if let Some(t) = &f.taxpayer {
-                q.push(" AND (taxpayer_id = ")
-                    .push_bind(t.to_uppercase())
-                    .push(" OR taxpayer_name ILIKE ")
-                    .push_bind(format!("%{}%", escape_like(t)))
-                    .push(")");
+                filters::taxpayer(q, "taxpayer_id", "taxpayer_name", t);
             }
         }
         rows.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
