@@ -68,6 +68,29 @@ struct Common<'a> {
     attachment_ids: &'a [String],
 }
 
+/// Bookings and invitations carry the same form fields under the same names.
+macro_rules! common_from {
+    ($request:ty) => {
+        impl<'a> From<&'a $request> for Common<'a> {
+            fn from(r: &'a $request) -> Self {
+                Common {
+                    client_request_id: &r.client_request_id,
+                    service_type: &r.service_type,
+                    method: r.method,
+                    unit_code: &r.unit_code,
+                    business_category: &r.business_category,
+                    slot_start: r.slot_start.as_ref(),
+                    description: &r.description,
+                    phone: &r.phone,
+                    attachment_ids: &r.attachment_ids,
+                }
+            }
+        }
+    };
+}
+common_from!(pb::BookAppointmentRequest);
+common_from!(pb::InviteTaxpayerRequest);
+
 /// The fields bookings and invitations share, checked.
 struct Fields {
     client_request_id: String,
@@ -162,22 +185,7 @@ fn validate_common(c: Common<'_>, own_office: &str, default_phone: &str, v: &mut
 /// Validates a taxpayer's booking, reporting every bad field.
 pub fn validate_booking(r: &pb::BookAppointmentRequest, tp: &Taxpayer) -> Result<ValidRequest, ApiError> {
     let mut v = Vec::new();
-    let f = validate_common(
-        Common {
-            client_request_id: &r.client_request_id,
-            service_type: &r.service_type,
-            method: r.method,
-            unit_code: &r.unit_code,
-            business_category: &r.business_category,
-            slot_start: r.slot_start.as_ref(),
-            description: &r.description,
-            phone: &r.phone,
-            attachment_ids: &r.attachment_ids,
-        },
-        &tp.office_code,
-        &tp.phone,
-        &mut v,
-    );
+    let f = validate_common(Common::from(r), &tp.office_code, &tp.phone, &mut v);
     if !v.is_empty() {
         return Err(ApiError::InvalidArgument(v));
     }
@@ -215,22 +223,7 @@ pub fn validate_invitation(
             "请填写正确的纳税人识别号。",
         ));
     }
-    let f = validate_common(
-        Common {
-            client_request_id: &r.client_request_id,
-            service_type: &r.service_type,
-            method: r.method,
-            unit_code: &r.unit_code,
-            business_category: &r.business_category,
-            slot_start: r.slot_start.as_ref(),
-            description: &r.description,
-            phone: &r.phone,
-            attachment_ids: &r.attachment_ids,
-        },
-        &agent.office_code,
-        "",
-        &mut v,
-    );
+    let f = validate_common(Common::from(r), &agent.office_code, "", &mut v);
     if !v.is_empty() {
         return Err(ApiError::InvalidArgument(v));
     }
