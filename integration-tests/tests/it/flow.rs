@@ -16,6 +16,29 @@ pub fn text(t: &str) -> Option<pb::MessageContent> {
     Some(pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: t.into() })) })
 }
 
+/// Starts an `etax` conversation as the token's taxpayer.
+pub async fn start(chat: &mut ConversationServiceClient<tonic::transport::Channel>, token: &str) -> pb::Conversation {
+    chat.start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, token))
+        .await
+        .expect("start")
+        .into_inner()
+        .conversation
+        .expect("conversation")
+}
+
+/// Subscribes to a conversation from `after_seq`.
+pub async fn subscribe(
+    chat: &mut ConversationServiceClient<tonic::transport::Channel>,
+    conversation_id: &str,
+    after_seq: u64,
+    token: &str,
+) -> tonic::Streaming<pb::SubscribeResponse> {
+    chat.subscribe(authed(pb::SubscribeRequest { conversation_id: conversation_id.into(), after_seq }, token))
+        .await
+        .expect("subscribe")
+        .into_inner()
+}
+
 /// Reads messages (skipping heartbeats) until `n` arrived.
 pub async fn read_messages(stream: &mut tonic::Streaming<pb::SubscribeResponse>, n: usize) -> Vec<pb::Message> {
     let mut out = Vec::new();
@@ -34,13 +57,7 @@ async fn catalog_question_is_answered_and_resumable() {
     let stack = Stack::start().await;
     let token = stack.token("taxpayer-jinan");
     let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
-    let conv = client
-        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &token))
-        .await
-        .expect("start")
-        .into_inner()
-        .conversation
-        .expect("conversation");
+    let conv = start(&mut client, &token).await;
     assert_eq!(conv.taxpayer_id, "91370102MA3DEMO01X");
     let sent = client
         .send_message(authed(
@@ -58,11 +75,7 @@ async fn catalog_question_is_answered_and_resumable() {
         .expect("message");
     assert_eq!(sent.seq, 1);
 
-    let mut stream = client
-        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 }, &token))
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut stream = subscribe(&mut client, &conv.id, 0, &token).await;
     let msgs = read_messages(&mut stream, 2).await;
     assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(msgs[0].sender, pb::SenderRole::Taxpayer as i32);
@@ -114,11 +127,7 @@ async fn catalog_question_is_answered_and_resumable() {
     assert!(no_answer.text.contains("留言"), "{}", no_answer.text);
 
     // Resume after seq 1: only what follows.
-    let mut resumed = client
-        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 1 }, &token))
-        .await
-        .expect("resubscribe")
-        .into_inner();
+    let mut resumed = subscribe(&mut client, &conv.id, 1, &token).await;
     let msgs = read_messages(&mut resumed, 3).await;
     assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3, 4]);
     stack.stop().await;
@@ -130,13 +139,7 @@ async fn another_taxpayer_cannot_reach_the_conversation() {
     let owner = stack.token("taxpayer-jinan");
     let other = stack.token("taxpayer-qingdao");
     let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
-    let conv = client
-        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &owner))
-        .await
-        .expect("start")
-        .into_inner()
-        .conversation
-        .expect("conversation");
+    let conv = start(&mut client, &owner).await;
     let send = client
         .send_message(authed(
             pb::SendMessageRequest {
@@ -216,13 +219,7 @@ async fn one_trace_spans_gateway_session_and_answer() {
     let stack = Stack::start().await;
     let token = stack.token("taxpayer-jinan");
     let mut client = ConversationServiceClient::new(stack.gateway_channel().await);
-    let conv = client
-        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &token))
-        .await
-        .expect("start")
-        .into_inner()
-        .conversation
-        .expect("conversation");
+    let conv = start(&mut client, &token).await;
     // The browser starts the trace; everything downstream must join it.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut req = authed(

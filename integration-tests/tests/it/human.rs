@@ -27,18 +27,8 @@ async fn queued_then_served_by_an_agent() {
     let tp = stack.token("taxpayer-jinan");
     let staff = stack.token("agent-jinan");
     let mut chat = ConversationServiceClient::new(stack.gateway_channel().await);
-    let conv = chat
-        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &tp))
-        .await
-        .expect("start")
-        .into_inner()
-        .conversation
-        .expect("conversation");
-    let mut stream = chat
-        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 }, &tp))
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let conv = crate::flow::start(&mut chat, &tp).await;
+    let mut stream = crate::flow::subscribe(&mut chat, &conv.id, 0, &tp).await;
 
     // 转人工: an agent of the office is online, so the line is the district's.
     let mut desk = AgentDeskServiceClient::new(stack.gateway_channel().await);
@@ -197,13 +187,7 @@ async fn emoji_clear_screen_history_and_preferences() {
     let stack = Stack::start().await;
     let tp = stack.token("taxpayer-jinan");
     let mut chat = ConversationServiceClient::new(stack.gateway_channel().await);
-    let conv = chat
-        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &tp))
-        .await
-        .expect("start")
-        .into_inner()
-        .conversation
-        .expect("conversation");
+    let conv = crate::flow::start(&mut chat, &tp).await;
     let send = |id: &str, content: Option<pb::MessageContent>| pb::SendMessageRequest {
         conversation_id: conv.id.clone(),
         client_msg_id: id.into(),
@@ -297,18 +281,8 @@ async fn a_transfer_to_a_colleague_and_back_to_the_line() {
     let first = stack.token("agent-jinan"); // A1001
     let second = stack.token("supervisor-jinan"); // A1002, same office
     let mut chat = ConversationServiceClient::new(stack.gateway_channel().await);
-    let conv = chat
-        .start_conversation(authed(pb::StartConversationRequest { channel: "etax".into() }, &tp))
-        .await
-        .expect("start")
-        .into_inner()
-        .conversation
-        .expect("conversation");
-    let mut stream = chat
-        .subscribe(authed(pb::SubscribeRequest { conversation_id: conv.id.clone(), after_seq: 0 }, &tp))
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let conv = crate::flow::start(&mut chat, &tp).await;
+    let mut stream = crate::flow::subscribe(&mut chat, &conv.id, 0, &tp).await;
     let mut desk = AgentDeskServiceClient::new(stack.gateway_channel().await);
     for who in [&first, &second] {
         desk.set_presence(authed(
