@@ -116,17 +116,17 @@ impl Store {
     /// Stores a message with the next seq. Returns the stored row and whether it is new
     /// (`false` when this client id was already stored: the earlier row is returned).
     pub async fn append(&self, conversation: Uuid, msg: NewMessage) -> Result<(MessageRow, bool), ApiError> {
-        if let Some(existing) = self.by_client_id(conversation, &msg.client_msg_id).await? {
-            return Ok((existing, false));
-        }
+        // Insert first: a retry is rare, so the earlier message is looked up only when the
+        // insert conflicts on the client id (that transaction rolled back, so no seq is
+        // skipped) or is refused (a retry after the conversation ended still gets its row).
         match self.insert(conversation, &msg).await {
             Ok(row) => Ok((row, true)),
-            // A concurrent send with the same client id won; its transaction's seq stands and
-            // ours rolled back, so no seq is skipped.
-            Err(ApiError::AlreadyExists(_)) => match self.by_client_id(conversation, &msg.client_msg_id).await? {
-                Some(existing) => Ok((existing, false)),
-                None => Err(ApiError::AlreadyExists("reply already stored".into())),
-            },
+            Err(e @ (ApiError::AlreadyExists(_) | ApiError::FailedPrecondition(_))) => {
+                match self.by_client_id(conversation, &msg.client_msg_id).await? {
+                    Some(existing) => Ok((existing, false)),
+                    None => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
