@@ -6,6 +6,7 @@
 //! services, which verify the signed internal identity it attaches.
 
 pub mod auth;
+mod blob;
 pub mod dev;
 pub mod limits;
 mod proxy;
@@ -45,6 +46,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Proto package → backend URL.
     pub backends: BTreeMap<String, String>,
+    /// The session service's blob endpoint: `/uploads/…` (PUT) and `/files/…` (GET) go there.
+    pub blob_backend: String,
+    /// Services only other services may call; refused at the edge whoever asks.
+    pub internal_services: Vec<String>,
     /// Services taxpayer tokens may call.
     pub taxpayer_services: Vec<String>,
     /// Browser origins allowed by CORS (the e-tax bureau pages embedding the widget).
@@ -71,6 +76,8 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             auth: AuthConfig::default(),
             backends: backends.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            blob_backend: "http://127.0.0.1:7073".into(),
+            internal_services: vec!["zhengna.session.v1.AttachmentLinkService".into()],
             taxpayer_services: [
                 "zhengna.answer.v1.AnswerService",
                 "zhengna.answer.v1.SpeechService",
@@ -156,6 +163,7 @@ impl App {
             proxy::Routes {
                 backends,
                 taxpayer_services: cfg.taxpayer_services.iter().cloned().collect::<HashSet<_>>(),
+                internal_services: cfg.internal_services.iter().cloned().collect::<HashSet<_>>(),
             },
         );
         let grpc = tower::ServiceBuilder::new().layer(tonic_web::GrpcWebLayer::new()).service(forward);
@@ -183,7 +191,11 @@ impl App {
             }
         });
 
-        let mut router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        let blob = blob::BlobProxy::new(&cfg.blob_backend)?;
+        let mut router = axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/uploads/{id}", axum::routing::put(blob::forward).with_state(blob.clone()))
+            .route("/files/{id}", axum::routing::get(blob::forward).with_state(blob));
         if let Some(minter) = minter {
             let m = minter.clone();
             router = router
@@ -254,7 +266,7 @@ fn cors_layer(origins: &[String]) -> Result<CorsLayer, StartupError> {
     let header = |s: &'static str| http::HeaderName::from_static(s);
     Ok(CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
+        .allow_methods([http::Method::POST, http::Method::GET, http::Method::PUT, http::Method::OPTIONS])
         .allow_headers([
             header("content-type"),
             header("authorization"),

@@ -23,6 +23,8 @@ pub struct Routes {
     pub backends: HashMap<String, Channel>,
     /// Fully qualified services a taxpayer token may call; everything else is staff-only.
     pub taxpayer_services: HashSet<String>,
+    /// Service-to-service APIs, never reachable from outside.
+    pub internal_services: HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -85,6 +87,10 @@ impl Inner {
         let Some(channel) = self.routes.backends.get(package).cloned() else {
             return refuse(tonic::Status::unimplemented(format!("unknown service {service}")), req);
         };
+        if self.routes.internal_services.contains(&service) {
+            metrics::counter!("gateway_policy_rejected_total").increment(1);
+            return refuse(tonic::Status::permission_denied(format!("{service} is internal")), req);
+        }
         let caller = match bearer(req.headers()).and_then(|t| self.auth.verify(t)) {
             Ok(c) => c,
             Err(e) => {

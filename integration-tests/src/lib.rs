@@ -36,6 +36,7 @@ pub struct Stack {
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<Result<(), StartupError>>>,
     _jwks_dir: TempDir,
+    pub uploads_dir: TempDir,
 }
 
 /// A temporary directory removed on drop.
@@ -99,9 +100,16 @@ impl Stack {
         let queue_addr = queue.addr();
         tasks.push(tokio::spawn(queue.run_until_stopped()));
 
+        let uploads_dir =
+            TempDir(std::env::temp_dir().join(format!("zhengna-uploads-{}", uuid::Uuid::new_v4().simple())));
         let session = zhengna_session::App::build(
             zhengna_session::Config {
                 server: local(),
+                storage: zhengna_session::uploads::StorageConfig {
+                    local_dir: uploads_dir.0.clone(),
+                    listen: ([127, 0, 0, 1], 0).into(),
+                    ..Default::default()
+                },
                 db: session_db,
                 identity: id_cfg.clone(),
                 answer: zhengna_session::UpstreamConfig { url: format!("http://{answer_addr}"), timeout_ms: 5000 },
@@ -115,6 +123,7 @@ impl Stack {
         .expect("session starts");
         let session_addr = session.addr();
         let session_metrics = session.metrics_addr();
+        let session_blob = session.blob_addr();
         tasks.push(tokio::spawn(session.run_until_stopped()));
 
         let appointment = zhengna_appointment::App::build(
@@ -123,6 +132,10 @@ impl Stack {
                 db: appointment_db,
                 kafka: kafka.clone(),
                 identity: id_cfg.clone(),
+                session: zhengna_platform::attachments::SessionUpstream {
+                    url: format!("http://{session_addr}"),
+                    timeout_ms: 5000,
+                },
                 ..Default::default()
             },
             shutdown.clone(),
@@ -139,6 +152,10 @@ impl Stack {
                 db: messaging_db,
                 kafka: kafka.clone(),
                 identity: id_cfg.clone(),
+                session: zhengna_platform::attachments::SessionUpstream {
+                    url: format!("http://{session_addr}"),
+                    timeout_ms: 5000,
+                },
                 consumer_group: format!("zhengna-messaging-{}", uuid::Uuid::new_v4().simple()),
                 ..Default::default()
             },
@@ -181,6 +198,7 @@ impl Stack {
             .into_iter()
             .map(|(k, a)| (k.to_owned(), format!("http://{a}")))
             .collect(),
+            blob_backend: format!("http://{session_blob}"),
             web_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/static"),
             // Tests poll through the gateway; the limit has its own test.
             rate_limit: zhengna_gateway::limits::RateLimitConfig { per_second: 0.0, burst: 0.0 },
@@ -207,6 +225,7 @@ impl Stack {
             shutdown,
             tasks,
             _jwks_dir: TempDir(dir),
+            uploads_dir,
         }
     }
 

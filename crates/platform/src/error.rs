@@ -65,6 +65,42 @@ impl ApiError {
     pub fn internal(err: impl std::fmt::Display) -> Self {
         Self::Internal(err.to_string())
     }
+
+    /// Maps the status of a call to another zhengna service back to an error of this one,
+    /// keeping field violations and the Chinese text the user should read.
+    pub fn from_upstream(status: Status) -> Self {
+        let details = status.get_error_details();
+        let text = details.localized_message().map(|m| m.message.clone()).unwrap_or_default();
+        match status.code() {
+            Code::InvalidArgument => {
+                let texts: Vec<&str> = text.split('；').collect();
+                let violations: Vec<FieldViolation> = details
+                    .bad_request()
+                    .map(|b| b.field_violations.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let user = texts.get(i).copied().unwrap_or(text.as_str());
+                        FieldViolation::new(v.field, v.description, user)
+                    })
+                    .collect();
+                if violations.is_empty() {
+                    Self::invalid("request", status.message(), &text)
+                } else {
+                    Self::InvalidArgument(violations)
+                }
+            }
+            Code::FailedPrecondition if !text.is_empty() => Self::refused(status.message(), text),
+            Code::FailedPrecondition => Self::FailedPrecondition(status.message().to_owned()),
+            Code::NotFound => Self::NotFound(status.message().to_owned()),
+            Code::PermissionDenied => Self::PermissionDenied(status.message().to_owned()),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => {
+                Self::Unavailable(format!("upstream: {}", status.message()))
+            }
+            _ => Self::Internal(format!("upstream {:?}: {}", status.code(), status.message())),
+        }
+    }
 }
 
 /// Kind Chinese texts for the non-validation cases, shown to the person using the widget.
@@ -152,6 +188,23 @@ mod tests {
         let br = details.bad_request().expect("bad request");
         assert_eq!(br.field_violations[0].field, "content.text");
         assert_eq!(details.localized_message().expect("lm").message, "请输入您要咨询的问题");
+    }
+
+    #[test]
+    fn upstream_errors_keep_fields_and_texts() {
+        let up: Status = ApiError::InvalidArgument(vec![
+            FieldViolation::new("attachment_ids[0]", "missing", "附件未上传成功"),
+            FieldViolation::new("attachment_ids[2]", "twice", "同一附件不能重复添加"),
+        ])
+        .into();
+        let ApiError::InvalidArgument(v) = ApiError::from_upstream(up) else { panic!("expected invalid") };
+        assert_eq!(v.len(), 2);
+        assert_eq!((v[1].field.as_str(), v[1].user_message.as_str()), ("attachment_ids[2]", "同一附件不能重复添加"));
+        let refused: Status = ApiError::refused("full", "已约满").into();
+        assert!(
+            matches!(ApiError::from_upstream(refused), ApiError::Refused { user_message, .. } if user_message == "已约满")
+        );
+        assert!(matches!(ApiError::from_upstream(Status::unavailable("x")), ApiError::Unavailable(_)));
     }
 
     #[test]

@@ -163,6 +163,22 @@ impl IdentityKey {
         Ok(claims.caller)
     }
 
+    /// Base64url HMAC-SHA256 of `data`: the signature of a short-lived capability such as a
+    /// download URL. Callers put a purpose prefix into `data` so tags never cross uses.
+    pub fn tag(&self, data: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(data);
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Checks a [`IdentityKey::tag`] in constant time.
+    pub fn verify_tag(&self, data: &[u8], tag: &str) -> bool {
+        let Ok(sig) = URL_SAFE_NO_PAD.decode(tag) else { return false };
+        let mut mac = self.mac();
+        mac.update(data);
+        mac.verify_slice(&sig).is_ok()
+    }
+
     /// Writes a signed identity into outgoing metadata, replacing anything there.
     pub fn attach(&self, caller: &Caller, metadata: &mut MetadataMap) {
         let (identity, sig) = self.sign(caller, now_unix());
@@ -209,6 +225,16 @@ mod tests {
             tags: vec!["小规模纳税人".into()],
             phone: "13800000000".into(),
         })
+    }
+
+    #[test]
+    fn tags_verify_only_their_data_and_key() {
+        let k = IdentityKey::new(b"k").expect("key");
+        let t = k.tag(b"file|a|100");
+        assert!(k.verify_tag(b"file|a|100", &t));
+        assert!(!k.verify_tag(b"file|a|101", &t));
+        assert!(!IdentityKey::new(b"other").expect("key").verify_tag(b"file|a|100", &t));
+        assert!(!k.verify_tag(b"file|a|100", "not base64!"));
     }
 
     #[test]

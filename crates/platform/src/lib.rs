@@ -2,6 +2,7 @@
 //! scaffolding, database pools and migrations, the transactional outbox and Kafka plumbing,
 //! internal identity and error mapping. It holds no domain types.
 
+pub mod attachments;
 pub mod config;
 pub mod error;
 pub mod grpc;

@@ -22,7 +22,7 @@ fn tomorrow_ten() -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
 }
 
-fn booking(id: &str) -> appt::BookAppointmentRequest {
+pub fn booking(id: &str) -> appt::BookAppointmentRequest {
     appt::BookAppointmentRequest {
         client_request_id: id.into(),
         method: appt::InteractionMethod::Online as i32,

@@ -1,5 +1,6 @@
 //! Cross-service tests: the real services, gateway, PostgreSQL and a tansu broker.
 
+mod attachments;
 mod booking;
 mod flow;
 mod gateway_auth;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
+use zhengna_platform::attachments::{LinkPurpose, Linker};
 use zhengna_platform::identity::{self, Agent, AgentRole, Caller};
 use zhengna_platform::paging::Page;
 use zhengna_platform::{ApiError, FieldViolation, time};
@@ -124,12 +125,23 @@ fn agent_actor(a: &Agent) -> Actor {
 
 pub struct AppointmentApi {
     store: Appointments,
+    linker: Linker,
 }
 
 impl AppointmentApi {
-    pub fn new(store: Appointments) -> Self {
-        Self { store }
+    pub fn new(store: Appointments, linker: Linker) -> Self {
+        Self { store, linker }
     }
+}
+
+/// Links the request's uploads to the appointment being made: readable by its taxpayer and
+/// the staff of its unit. The reference is the request id, known before the number is.
+async fn link_attachments(linker: &Linker, caller: &Caller, valid: &mut booking::ValidRequest) -> Result<(), ApiError> {
+    let reference = format!("appointment-request:{}:{}", valid.taxpayer_id, valid.client_request_id);
+    valid.attachments = linker
+        .link(caller, &valid.attachment_ids, LinkPurpose::Appointment, &reference, &valid.taxpayer_id, &valid.unit_code)
+        .await?;
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -140,8 +152,9 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
     ) -> Result<Response<pb::BookAppointmentResponse>, Status> {
         let caller = identity::caller(&request)?;
         let tp = caller.taxpayer()?;
-        let valid = booking::validate_booking(request.get_ref(), tp)?;
+        let mut valid = booking::validate_booking(request.get_ref(), tp)?;
         let (actor, _, _) = taxpayer_actor(&caller)?;
+        link_attachments(&self.linker, &caller, &mut valid).await?;
         let row = if request.get_ref().validate_only {
             self.store.check_slot(&valid.unit_code, valid.slot_start, Utc::now()).await?;
             self.store.preview(&valid, Origin::Taxpayer, Utc::now())
@@ -215,8 +228,8 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             default_phone: tp.phone.clone(),
             attachment_rules: Some(pb::AttachmentRules {
                 max_size_bytes: 20 * 1024 * 1024,
-                max_count: 0,
-                allowed_extensions: vec![],
+                max_count: booking::MAX_ATTACHMENTS as i32,
+                allowed_extensions: attachment_extensions(),
             }),
         }))
     }
@@ -315,11 +328,12 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
 
 pub struct DeskApi {
     store: Appointments,
+    linker: Linker,
 }
 
 impl DeskApi {
-    pub fn new(store: Appointments) -> Self {
-        Self { store }
+    pub fn new(store: Appointments, linker: Linker) -> Self {
+        Self { store, linker }
     }
 }
 
@@ -379,7 +393,8 @@ impl pb::appointment_desk_service_server::AppointmentDeskService for DeskApi {
         let caller = identity::caller(&request)?;
         let agent = caller.agent()?;
         // The agent's token carries no office name; the unit code identifies the unit.
-        let valid = booking::validate_invitation(request.get_ref(), agent, &agent.office_code)?;
+        let mut valid = booking::validate_invitation(request.get_ref(), agent, &agent.office_code)?;
+        link_attachments(&self.linker, &caller, &mut valid).await?;
         let row = if request.get_ref().validate_only {
             self.store.check_slot(&valid.unit_code, valid.slot_start, Utc::now()).await?;
             self.store.preview(&valid, Origin::Bureau, Utc::now())
@@ -599,4 +614,14 @@ impl pb::appointment_admin_service_server::AppointmentAdminService for AdminApi 
         let updated = self.store.save_slot_config(&unit, &cfg, &by).await?;
         Ok(Response::new(pb::UpdateSlotCapacityResponse { config: Some(config_to_pb(&unit, &cfg, Some(updated))) }))
     }
+}
+
+/// Extensions allowed for 附件材料 (the chat image and file lists together).
+pub fn attachment_extensions() -> Vec<String> {
+    const IMAGES: &[&str] = &[
+        "tif", "pjp", "xbm", "jxl", "svgz", "jpg", "jpeg", "ico", "tiff", "gif", "svg", "jfif", "webp", "png", "bmp",
+        "pjpeg", "avif",
+    ];
+    const FILES: &[&str] = &["txt", "xls", "xlsx", "doc", "docx", "pdf", "zip", "rar", "dbf"];
+    IMAGES.iter().chain(FILES).map(|e| (*e).to_owned()).collect()
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+use zhengna_platform::attachments::StoredAttachment;
 use zhengna_platform::identity::{Agent, Taxpayer};
 use zhengna_platform::{ApiError, FieldViolation};
 use zhengna_proto::appointment::v1 as pb;
@@ -54,7 +55,14 @@ pub struct ValidRequest {
     pub slot_start: DateTime<Utc>,
     pub description: String,
     pub phone: String,
+    /// Upload ids as submitted (checked by the session service when linked).
+    pub attachment_ids: Vec<String>,
+    /// The linked attachments' metadata, filled by the API once linked.
+    pub attachments: Vec<StoredAttachment>,
 }
+
+/// At most this many attachments per appointment.
+pub const MAX_ATTACHMENTS: usize = 5;
 
 struct Common<'a> {
     client_request_id: &'a str,
@@ -101,6 +109,7 @@ struct Fields {
     slot_start: DateTime<Utc>,
     description: String,
     phone: String,
+    attachment_ids: Vec<String>,
 }
 
 /// Field checks shared by bookings and invitations; `own_office` is the only unit allowed.
@@ -171,15 +180,21 @@ fn validate_common(c: Common<'_>, own_office: &str, default_phone: &str, v: &mut
             "请填写正确的手机号码或带区号的固定电话。",
         ));
     }
-    if !c.attachment_ids.is_empty() {
-        // Uploads go through the session service, which arrives with human interaction.
-        v.push(FieldViolation::new(
-            "attachment_ids",
-            "attachments are not accepted yet (uploads arrive with issue 4)",
-            "暂不支持上传附件，请在预约事项说明中描述。",
-        ));
+    if c.attachment_ids.len() > MAX_ATTACHMENTS {
+        v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件材料最多上传5份。"));
     }
-    Fields { client_request_id, service_type, method, unit_code, business_category, slot_start, description, phone }
+    let attachment_ids: Vec<String> = c.attachment_ids.iter().map(|a| a.trim().to_owned()).collect();
+    Fields {
+        client_request_id,
+        service_type,
+        method,
+        unit_code,
+        business_category,
+        slot_start,
+        description,
+        phone,
+        attachment_ids,
+    }
 }
 
 /// Validates a taxpayer's booking, reporting every bad field.
@@ -201,6 +216,8 @@ pub fn validate_booking(r: &pb::BookAppointmentRequest, tp: &Taxpayer) -> Result
         slot_start: f.slot_start,
         description: f.description,
         phone: f.phone,
+        attachment_ids: f.attachment_ids,
+        attachments: Vec::new(),
     })
 }
 
@@ -240,6 +257,8 @@ pub fn validate_invitation(
         slot_start: f.slot_start,
         description: f.description,
         phone: f.phone,
+        attachment_ids: f.attachment_ids,
+        attachments: Vec::new(),
     })
 }
 
@@ -270,11 +289,12 @@ pub struct AppointmentRow {
     pub result_summary: String,
     pub conversation_id: String,
     pub holds_slot: bool,
+    pub attachments: sqlx::types::Json<Vec<StoredAttachment>>,
 }
 
 pub const COLUMNS: &str = "id, number, origin, taxpayer_id, taxpayer_name, service_type, method, unit_code, unit_name,
     business_category, slot_start, slot_end, description, phone, confirm_status, interaction_status, reason,
-    created_at, updated_at, agent_id, agent_name, result_summary, conversation_id, holds_slot";
+    created_at, updated_at, agent_id, agent_name, result_summary, conversation_id, holds_slot, attachments";
 
 pub fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
@@ -418,7 +438,7 @@ impl AppointmentRow {
             interaction_status: interaction as i32,
             created_at: Some(ts(self.created_at)),
             reason: self.reason.clone(),
-            attachments: Vec::new(),
+            attachments: self.attachments.0.iter().map(Into::into).collect(),
             updated_at: Some(ts(self.updated_at)),
             agent: (!self.agent_id.is_empty()).then(|| common::AgentRef {
                 id: self.agent_id.clone(),
@@ -497,7 +517,7 @@ mod tests {
             unit_code: "13702000000".into(),
             service_type: "nope".into(),
             business_category: "nope".into(),
-            attachment_ids: vec!["a".into()],
+            attachment_ids: (0..6).map(|i| i.to_string()).collect(),
             ..Default::default()
         };
         assert_eq!(

@@ -34,6 +34,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub telemetry: TelemetryConfig,
     pub identity: IdentityConfig,
+    /// The session service, which holds uploads (附件材料).
+    pub session: zhengna_platform::attachments::SessionUpstream,
     pub scheduler: scheduler::SchedulerConfig,
 }
 
@@ -45,6 +47,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
+            session: zhengna_platform::attachments::SessionUpstream::default(),
             scheduler: scheduler::SchedulerConfig::default(),
         }
     }
@@ -71,11 +74,13 @@ impl App {
         let store = store::Appointments::new(pool);
         let scheduler = tokio::spawn(scheduler::run(store.clone(), cfg.scheduler.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
+        let linker = zhengna_platform::attachments::Linker::new(&cfg.session, key.clone())?;
         let routes = tonic::service::Routes::new(pb::appointment_service_server::AppointmentServiceServer::new(
-            api::AppointmentApi::new(store.clone()),
+            api::AppointmentApi::new(store.clone(), linker.clone()),
         ))
         .add_service(pb::appointment_desk_service_server::AppointmentDeskServiceServer::new(api::DeskApi::new(
             store.clone(),
+            linker,
         )))
         .add_service(pb::appointment_admin_service_server::AppointmentAdminServiceServer::new(
             api::AdminApi::new(store),

@@ -147,6 +147,7 @@ fn placeholder_row() -> AppointmentRow {
         result_summary: String::new(),
         conversation_id: String::new(),
         holds_slot: false,
+        attachments: sqlx::types::Json(Vec::new()),
     }
 }
 
@@ -282,6 +283,7 @@ impl Appointments {
             interaction_status: interaction_str(s.interaction).into(),
             created_at: now,
             updated_at: now,
+            attachments: sqlx::types::Json(v.attachments.clone()),
             ..placeholder_row()
         }
     }
@@ -340,8 +342,8 @@ impl Appointments {
         let row: AppointmentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO appointments (id, number, origin, taxpayer_id, taxpayer_name, service_type, method, unit_code,
                  unit_name, business_category, slot_start, slot_end, description, phone, confirm_status,
-                 interaction_status, client_request_id, agent_id, agent_name)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                 interaction_status, client_request_id, agent_id, agent_name, attachments)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
              RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
@@ -363,6 +365,7 @@ impl Appointments {
         .bind(&v.client_request_id)
         .bind(agent_id)
         .bind(agent_name)
+        .bind(sqlx::types::Json(&v.attachments))
         .fetch_one(&mut *tx)
         .await?;
         let action = match origin {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
+use zhengna_platform::attachments::{LinkPurpose, Linker};
 use zhengna_platform::identity::{self, Agent};
 use zhengna_platform::paging::Page;
 use zhengna_platform::{ApiError, FieldViolation, time};
@@ -84,11 +85,12 @@ fn own_office(agent: &Agent, requested: &str) -> Result<String, ApiError> {
 
 pub struct LeaveApi {
     store: LeaveMessages,
+    linker: Linker,
 }
 
 impl LeaveApi {
-    pub fn new(store: LeaveMessages) -> Self {
-        Self { store }
+    pub fn new(store: LeaveMessages, linker: Linker) -> Self {
+        Self { store, linker }
     }
 }
 
@@ -118,7 +120,7 @@ impl pb::leave_message_service_server::LeaveMessageService for LeaveApi {
                 .collect(),
             max_content_length: leave::MAX_CONTENT_CHARS as i32,
             max_attachment_size_bytes: 20 * 1024 * 1024,
-            max_attachments: 0,
+            max_attachments: leave::MAX_ATTACHMENTS as i32,
             default_phone: tp.phone.clone(),
         }))
     }
@@ -129,7 +131,19 @@ impl pb::leave_message_service_server::LeaveMessageService for LeaveApi {
     ) -> Result<Response<pb::SubmitLeaveMessageResponse>, Status> {
         let caller = identity::caller(&request)?;
         let tp = caller.taxpayer()?;
-        let m = leave::validate(request.get_ref(), &tp.office_code, &tp.office_name, &tp.phone)?;
+        let mut m = leave::validate(request.get_ref(), &tp.office_code, &tp.office_name, &tp.phone)?;
+        // Readable by the taxpayer and the chosen office's staff.
+        m.attachments = self
+            .linker
+            .link(
+                &caller,
+                &m.attachment_ids,
+                LinkPurpose::LeaveMessage,
+                &format!("leave-message-request:{}:{}", tp.tax_id, m.client_request_id),
+                &tp.tax_id,
+                &m.org_code,
+            )
+            .await?;
         let row = self.store.submit(&tp.tax_id, &tp.name, &m).await?;
         Ok(Response::new(pb::SubmitLeaveMessageResponse { leave_message: Some(row.to_proto(&[], "")) }))
     }
@@ -169,11 +183,12 @@ impl pb::leave_message_service_server::LeaveMessageService for LeaveApi {
 pub struct LeaveDeskApi {
     store: LeaveMessages,
     tickets: Tickets,
+    linker: Linker,
 }
 
 impl LeaveDeskApi {
-    pub fn new(store: LeaveMessages, tickets: Tickets) -> Self {
-        Self { store, tickets }
+    pub fn new(store: LeaveMessages, tickets: Tickets, linker: Linker) -> Self {
+        Self { store, tickets, linker }
     }
 }
 
@@ -248,16 +263,38 @@ impl pb::leave_message_desk_service_server::LeaveMessageDeskService for LeaveDes
         } else if content.chars().count() > leave::MAX_REPLY_CHARS {
             v.push(FieldViolation::new("content", "must be at most 1000 characters", "回复内容最多1000个字。"));
         }
-        if !r.attachment_ids.is_empty() {
-            v.push(FieldViolation::new("attachment_ids", "attachments arrive with issue 4", "暂不支持上传附件。"));
+        if r.attachment_ids.len() > leave::MAX_ATTACHMENTS {
+            v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件最多上传5份。"));
         }
         if !v.is_empty() {
             return Err(ApiError::InvalidArgument(v).into());
         }
-        self.store
-            .reply(id, &agent.office_code, &agent.agent_id, &agent.name, client_request_id, content, r.close)
-            .await?;
         let scope = Scope::Office { code: agent.office_code.clone(), subordinates: false };
+        let (leave_row, _, _) =
+            self.store.get(id, &scope).await?.ok_or_else(|| ApiError::NotFound("leave message".into()))?;
+        let attachments = self
+            .linker
+            .link(
+                &caller,
+                &r.attachment_ids,
+                LinkPurpose::LeaveMessage,
+                &format!("leave-reply:{id}:{client_request_id}"),
+                &leave_row.taxpayer_id,
+                &leave_row.org_code,
+            )
+            .await?;
+        self.store
+            .reply(
+                id,
+                &agent.office_code,
+                &agent.agent_id,
+                &agent.name,
+                client_request_id,
+                content,
+                &attachments,
+                r.close,
+            )
+            .await?;
         let (row, replies, ticket) =
             self.store.get(id, &scope).await?.ok_or_else(|| ApiError::NotFound("leave message".into()))?;
         Ok(Response::new(pb::ReplyLeaveMessageResponse { leave_message: Some(row.to_proto(&replies, &ticket)) }))
@@ -287,11 +324,12 @@ impl pb::leave_message_desk_service_server::LeaveMessageDeskService for LeaveDes
 
 pub struct TicketDeskApi {
     tickets: Tickets,
+    linker: Linker,
 }
 
 impl TicketDeskApi {
-    pub fn new(tickets: Tickets) -> Self {
-        Self { tickets }
+    pub fn new(tickets: Tickets, linker: Linker) -> Self {
+        Self { tickets, linker }
     }
 }
 
@@ -316,8 +354,8 @@ impl pb::ticket_desk_service_server::TicketDeskService for TicketDeskApi {
         if r.description.chars().count() > 2000 {
             v.push(FieldViolation::new("description", "must be at most 2000 characters", "工单描述最多2000个字。"));
         }
-        if !r.attachment_ids.is_empty() {
-            v.push(FieldViolation::new("attachment_ids", "attachments arrive with issue 4", "暂不支持上传附件。"));
+        if r.attachment_ids.len() > leave::MAX_ATTACHMENTS {
+            v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件最多上传5份。"));
         }
         let due_at = match r.due_at.as_ref().and_then(|t| DateTime::from_timestamp(t.seconds, 0)) {
             Some(t) if t <= Utc::now() => {
@@ -334,6 +372,18 @@ impl pb::ticket_desk_service_server::TicketDeskService for TicketDeskApi {
             Ok(pb::TicketSource::Conversation) => "conversation",
             _ => "manual",
         };
+        let taxpayer_id = r.taxpayer_id.trim().to_uppercase();
+        let attachments = self
+            .linker
+            .link(
+                &caller,
+                &r.attachment_ids,
+                LinkPurpose::LeaveMessage,
+                &format!("ticket-request:{}:{}", agent.agent_id, r.client_request_id.trim()),
+                if taxpayer_id.is_empty() { "-" } else { &taxpayer_id },
+                &office,
+            )
+            .await?;
         let row = self
             .tickets
             .create(
@@ -341,7 +391,7 @@ impl pb::ticket_desk_service_server::TicketDeskService for TicketDeskApi {
                     client_key: format!("manual:{}:{}", agent.agent_id, r.client_request_id.trim()),
                     source,
                     source_id: r.source_id.trim().to_owned(),
-                    taxpayer_id: r.taxpayer_id.trim().to_uppercase(),
+                    taxpayer_id,
                     taxpayer_name: String::new(),
                     office,
                     title: title.to_owned(),
@@ -350,6 +400,7 @@ impl pb::ticket_desk_service_server::TicketDeskService for TicketDeskApi {
                         pb::TicketPriority::try_from(r.priority).unwrap_or(pb::TicketPriority::Normal),
                     ),
                     due_at,
+                    attachments,
                 },
                 &who(agent),
             )

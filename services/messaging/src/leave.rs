@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
+use zhengna_platform::attachments::StoredAttachment;
 pub use zhengna_platform::db::escape_like;
 use zhengna_platform::db::filters;
 use zhengna_platform::outbox::{self, OutboxEvent};
@@ -75,10 +76,12 @@ pub struct LeaveRow {
     pub ticket_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub attachments: sqlx::types::Json<Vec<StoredAttachment>>,
 }
 
-const COLUMNS: &str = "id, number, taxpayer_id, taxpayer_name, org_code, org_name, type_code, content, phone, status,
-    conversation_id, assignee_id, assignee_name, ticket_id, created_at, updated_at";
+pub(crate) const COLUMNS: &str =
+    "id, number, taxpayer_id, taxpayer_name, org_code, org_name, type_code, content, phone, status,
+    conversation_id, assignee_id, assignee_name, ticket_id, created_at, updated_at, attachments";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReplyRow {
@@ -88,6 +91,7 @@ pub struct ReplyRow {
     pub agent_name: String,
     pub office_code: String,
     pub created_at: DateTime<Utc>,
+    pub attachments: sqlx::types::Json<Vec<StoredAttachment>>,
 }
 
 impl ReplyRow {
@@ -95,7 +99,7 @@ impl ReplyRow {
         pb::LeaveMessageReply {
             id: self.id.to_string(),
             content: self.content.clone(),
-            attachments: Vec::new(),
+            attachments: self.attachments.0.iter().map(Into::into).collect(),
             agent: Some(common::AgentRef {
                 id: self.agent_id.clone(),
                 display_name: self.agent_name.clone(),
@@ -149,7 +153,7 @@ impl LeaveRow {
             type_code: self.type_code.clone(),
             type_name: type_name(&self.type_code).unwrap_or_default().to_owned(),
             content: self.content.clone(),
-            attachments: Vec::new(),
+            attachments: self.attachments.0.iter().map(Into::into).collect(),
             phone: self.phone.clone(),
             status: status_to_pb(&self.status) as i32,
             created_at: Some(ts(self.created_at)),
@@ -177,7 +181,13 @@ pub struct NewLeave {
     pub content: String,
     pub phone: String,
     pub conversation_id: String,
+    /// Upload ids as submitted; linked through the session service by the API.
+    pub attachment_ids: Vec<String>,
+    pub attachments: Vec<StoredAttachment>,
 }
+
+/// At most this many attachments per 留言 or reply.
+pub const MAX_ATTACHMENTS: usize = 5;
 
 /// Validates a 留言 from a taxpayer whose office is `own_office`.
 pub fn validate(
@@ -221,12 +231,8 @@ pub fn validate(
     if !phone.is_empty() && !mobile {
         v.push(FieldViolation::new("phone", "must be an 11-digit mobile number", "请填写正确的手机号码。"));
     }
-    if !r.attachment_ids.is_empty() {
-        v.push(FieldViolation::new(
-            "attachment_ids",
-            "attachments are not accepted yet (uploads arrive with issue 4)",
-            "暂不支持上传附件，请在留言内容中描述。",
-        ));
+    if r.attachment_ids.len() > MAX_ATTACHMENTS {
+        v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件材料最多上传5份。"));
     }
     if !v.is_empty() {
         return Err(ApiError::InvalidArgument(v));
@@ -239,6 +245,8 @@ pub fn validate(
         content,
         phone,
         conversation_id: r.conversation_id.trim().chars().take(64).collect(),
+        attachment_ids: r.attachment_ids.iter().map(|a| a.trim().to_owned()).collect(),
+        attachments: Vec::new(),
     })
 }
 
@@ -326,8 +334,8 @@ impl LeaveMessages {
         let number = next_number(&mut tx, "LY").await?;
         let inserted: Result<LeaveRow, sqlx::Error> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO leave_messages (id, number, taxpayer_id, taxpayer_name, org_code, org_name, type_code, content,
-                 phone, status, conversation_id, client_request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11) RETURNING {COLUMNS}"
+                 phone, status, conversation_id, client_request_id, attachments)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12) RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
         .bind(&number)
@@ -340,6 +348,7 @@ impl LeaveMessages {
         .bind(&m.phone)
         .bind(&m.conversation_id)
         .bind(&m.client_request_id)
+        .bind(sqlx::types::Json(&m.attachments))
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted.map_err(ApiError::from) {
@@ -387,7 +396,7 @@ impl LeaveMessages {
 
     async fn replies(&self, id: Uuid) -> Result<Vec<ReplyRow>, ApiError> {
         Ok(sqlx::query_as(
-            "SELECT id, content, agent_id, agent_name, office_code, created_at FROM leave_message_replies
+            "SELECT id, content, agent_id, agent_name, office_code, created_at, attachments FROM leave_message_replies
              WHERE leave_message_id = $1 ORDER BY created_at, id",
         )
         .bind(id)
@@ -440,6 +449,7 @@ impl LeaveMessages {
         agent_name: &str,
         client_request_id: &str,
         content: &str,
+        attachments: &[StoredAttachment],
         close: bool,
     ) -> Result<LeaveRow, ApiError> {
         let mut tx = self.pool.begin().await?;
@@ -465,9 +475,10 @@ impl LeaveMessages {
             return Err(ApiError::refused("leave message is closed", "该留言已办结，不能再回复。"));
         }
         let reply: ReplyRow = sqlx::query_as(
-            "INSERT INTO leave_message_replies (id, leave_message_id, content, agent_id, agent_name, office_code, client_request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             RETURNING id, content, agent_id, agent_name, office_code, created_at",
+            "INSERT INTO leave_message_replies (id, leave_message_id, content, agent_id, agent_name, office_code,
+                 client_request_id, attachments)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             RETURNING id, content, agent_id, agent_name, office_code, created_at, attachments",
         )
         .bind(Uuid::now_v7())
         .bind(id)
@@ -476,6 +487,7 @@ impl LeaveMessages {
         .bind(agent_name)
         .bind(office)
         .bind(client_request_id)
+        .bind(sqlx::types::Json(attachments))
         .fetch_one(&mut *tx)
         .await?;
         let status = if close {
@@ -556,7 +568,7 @@ mod tests {
         let r = pb::SubmitLeaveMessageRequest {
             org_code: "13702000000".into(),
             phone: "123".into(),
-            attachment_ids: vec!["x".into()],
+            attachment_ids: (0..6).map(|i| i.to_string()).collect(),
             ..Default::default()
         };
         let Err(ApiError::InvalidArgument(v)) = validate(&r, "13701020000", "", "") else { panic!("expected invalid") };

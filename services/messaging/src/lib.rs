@@ -33,6 +33,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub telemetry: TelemetryConfig,
     pub identity: IdentityConfig,
+    /// The session service, which holds uploads (附件材料).
+    pub session: zhengna_platform::attachments::SessionUpstream,
     /// Consumer group for domain events.
     pub consumer_group: String,
     pub tickets: tickets::TicketConfig,
@@ -47,6 +49,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
+            session: zhengna_platform::attachments::SessionUpstream::default(),
             consumer_group: "zhengna-messaging".into(),
             tickets: tickets::TicketConfig::default(),
             push: push::PushConfig::default(),
@@ -92,16 +95,20 @@ impl App {
         let sender = tokio::spawn(push::run_sender(pushes.clone(), cfg.push.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
         let hub = zhengna_platform::db::ListenHub::start(&pool, inbox::CHANNEL, shutdown.clone()).await?;
+        let linker = zhengna_platform::attachments::Linker::new(&cfg.session, key.clone())?;
         let routes = tonic::service::Routes::new(pb::inbox_service_server::InboxServiceServer::new(
             api::InboxApi::new(inbox::Inbox::new(pool), hub, shutdown.clone()),
         ))
         .add_service(pb::leave_message_service_server::LeaveMessageServiceServer::new(desk::LeaveApi::new(
             leaves.clone(),
+            linker.clone(),
         )))
         .add_service(pb::leave_message_desk_service_server::LeaveMessageDeskServiceServer::new(
-            desk::LeaveDeskApi::new(leaves, tickets.clone()),
+            desk::LeaveDeskApi::new(leaves, tickets.clone(), linker.clone()),
         ))
-        .add_service(pb::ticket_desk_service_server::TicketDeskServiceServer::new(desk::TicketDeskApi::new(tickets)))
+        .add_service(pb::ticket_desk_service_server::TicketDeskServiceServer::new(desk::TicketDeskApi::new(
+            tickets, linker,
+        )))
         .add_service(pb::push_admin_service_server::PushAdminServiceServer::new(desk::PushApi::new(pushes)));
         let names = vec![
             "zhengna.messaging.v1.InboxService",

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 use zhengna_platform::ApiError;
+use zhengna_platform::attachments::StoredAttachment;
 use zhengna_proto::common::v1 as common;
 use zhengna_proto::messaging::v1 as pb;
 
@@ -73,12 +74,13 @@ pub struct TicketRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    pub attachments: sqlx::types::Json<Vec<StoredAttachment>>,
 }
 
 const COLUMNS: &str =
     "id, number, source, source_id, taxpayer_id, taxpayer_name, handling_office, original_office, title,
     description, status, priority, assignee_id, assignee_name, resolution, due_at, overdue, escalation_level,
-    created_at, updated_at, closed_at";
+    created_at, updated_at, closed_at, attachments";
 
 pub fn status_to_pb(s: &str) -> pb::TicketStatus {
     match s {
@@ -149,7 +151,7 @@ impl TicketRow {
                 ..Default::default()
             }),
             resolution: self.resolution.clone(),
-            attachments: Vec::new(),
+            attachments: self.attachments.0.iter().map(Into::into).collect(),
             created_at: Some(ts(self.created_at)),
             updated_at: Some(ts(self.updated_at)),
             closed_at: self.closed_at.map(ts),
@@ -235,6 +237,7 @@ pub struct NewTicket {
     pub description: String,
     pub priority: &'static str,
     pub due_at: DateTime<Utc>,
+    pub attachments: Vec<StoredAttachment>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -275,8 +278,8 @@ impl Tickets {
         let number = next_number(conn, "GD").await?;
         let row: TicketRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO tickets (id, number, source, source_id, taxpayer_id, taxpayer_name, handling_office, original_office,
-                 title, description, status, priority, due_at, client_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, 'open', $10, $11, $12) RETURNING {COLUMNS}"
+                 title, description, status, priority, due_at, client_key, attachments)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, 'open', $10, $11, $12, $13) RETURNING {COLUMNS}"
         )))
         .bind(Uuid::now_v7())
         .bind(&number)
@@ -290,6 +293,7 @@ impl Tickets {
         .bind(t.priority)
         .bind(t.due_at)
         .bind(&t.client_key)
+        .bind(sqlx::types::Json(&t.attachments))
         .fetch_one(&mut *conn)
         .await?;
         log(conn, row.id, who, "", "open", "创建工单").await?;
@@ -315,11 +319,10 @@ impl Tickets {
     ) -> Result<(TicketRow, LeaveRow), ApiError> {
         let key = format!("leave:{leave_id}");
         let mut tx = self.pool.begin().await?;
-        let leave: Option<LeaveRow> = sqlx::query_as(
-            "SELECT id, number, taxpayer_id, taxpayer_name, org_code, org_name, type_code, content, phone, status,
-                    conversation_id, assignee_id, assignee_name, ticket_id, created_at, updated_at
-             FROM leave_messages WHERE id = $1 AND org_code = $2 FOR UPDATE",
-        )
+        let leave: Option<LeaveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM leave_messages WHERE id = $1 AND org_code = $2 FOR UPDATE",
+            crate::leave::COLUMNS
+        )))
         .bind(leave_id)
         .bind(office)
         .fetch_optional(&mut *tx)
@@ -350,15 +353,16 @@ impl Tickets {
                 description: leave.content.clone(),
                 priority,
                 due_at: Utc::now() + self.cfg.deadline(&leave.type_code),
+                attachments: leave.attachments.0.clone(),
             },
             who,
         )
         .await?;
-        let leave: LeaveRow = sqlx::query_as(
+        let leave: LeaveRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE leave_messages SET status = 'converted', ticket_id = $2, updated_at = now() WHERE id = $1
-             RETURNING id, number, taxpayer_id, taxpayer_name, org_code, org_name, type_code, content, phone, status,
-                       conversation_id, assignee_id, assignee_name, ticket_id, created_at, updated_at",
-        )
+             RETURNING {}",
+            crate::leave::COLUMNS
+        )))
         .bind(leave_id)
         .bind(ticket.id)
         .fetch_one(&mut *tx)

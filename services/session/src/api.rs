@@ -16,13 +16,21 @@ use zhengna_proto::session::v1 as pb;
 
 use crate::ConversationConfig;
 use crate::hub::{Hub, Wake};
-use crate::store::{NewMessage, Store};
+use crate::store::{ConversationRow, NewMessage, Store};
+use crate::uploads::rules::Purpose;
+use crate::uploads::{NewUpload, Uploads};
 use zhengna_platform::db::{Waited, wait_for};
 
 /// Longest text a taxpayer may send in one message (the widget's 0/300 counter).
 pub const MAX_TEXT_CHARS: usize = 300;
 const MAX_CLIENT_ID: usize = 64;
 const REPLAY_PAGE: i64 = 200;
+
+/// The answer service and how long to wait for it.
+pub struct Bot {
+    pub client: AnswerServiceClient<Channel>,
+    pub timeout: Duration,
+}
 
 #[derive(Clone)]
 pub struct ConversationApi {
@@ -33,6 +41,7 @@ pub struct ConversationApi {
     answer_timeout: Duration,
     cfg: ConversationConfig,
     shutdown: CancellationToken,
+    uploads: Uploads,
 }
 
 impl ConversationApi {
@@ -43,13 +52,87 @@ impl ConversationApi {
     pub fn new(
         store: Store,
         hub: Hub,
-        answer: AnswerServiceClient<Channel>,
+        bot: Bot,
         key: IdentityKey,
-        answer_timeout: Duration,
         cfg: ConversationConfig,
         shutdown: CancellationToken,
+        uploads: Uploads,
     ) -> Self {
-        Self { store, hub, answer, key, answer_timeout, cfg, shutdown }
+        Self { store, hub, answer: bot.client, key, answer_timeout: bot.timeout, cfg, shutdown, uploads }
+    }
+
+    /// The message content for a sent image or file: the caller's completed chat upload
+    /// for this conversation, described by what the server stored (never by the client).
+    async fn attachment_content(
+        &self,
+        caller: &Caller,
+        pending: &PendingAttachment,
+        conversation: &ConversationRow,
+    ) -> Result<(pb::MessageContent, String), ApiError> {
+        let row = self.uploads.for_message(caller, pending.field, &pending.id, pending.purpose, conversation).await?;
+        let attachment = Some(row.attachment());
+        Ok(match pending.purpose {
+            Purpose::ChatImage => (
+                pb::MessageContent {
+                    body: Some(pb::message_content::Body::Image(pb::ImageContent { attachment, width: 0, height: 0 })),
+                },
+                "[图片]".to_owned(),
+            ),
+            _ => (
+                pb::MessageContent { body: Some(pb::message_content::Body::File(pb::FileContent { attachment })) },
+                format!("[文件] {}", row.file_name),
+            ),
+        })
+    }
+
+    /// Chat uploads go to a conversation the caller is in, while a person serves it.
+    async fn check_chat_upload(&self, caller: &Caller, new: &NewUpload) -> Result<(), ApiError> {
+        let Some(id) = new.conversation_id else { return Ok(()) };
+        let conversation = match caller {
+            Caller::Taxpayer(tp) => self.store.taxpayer_conversation(id, &tp.tax_id).await?,
+            Caller::Agent(a) => self.store.agent_conversation(id, &a.agent_id).await?,
+        }
+        .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        if conversation.mode != "human" {
+            return Err(ApiError::refused(
+                "images and files need human mode",
+                "图片和文件需在人工服务中发送，请先转人工。",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn create_upload_for(&self, caller: &Caller, new: NewUpload) -> Result<pb::CreateUploadResponse, ApiError> {
+        self.check_chat_upload(caller, &new).await?;
+        let office = match caller {
+            Caller::Taxpayer(tp) => tp.office_code.clone(),
+            Caller::Agent(a) => a.office_code.clone(),
+        };
+        let content_type = if new.declared_type.is_empty() {
+            "application/octet-stream".to_owned()
+        } else {
+            new.declared_type.clone()
+        };
+        let ticket = self.uploads.create(caller, &office, new).await?;
+        Ok(pb::CreateUploadResponse {
+            upload_id: ticket.upload_id.to_string(),
+            upload_url: ticket.url,
+            method: "PUT".into(),
+            headers: [("Content-Type".to_owned(), content_type)].into_iter().collect(),
+            expires_at: Some(crate::store::timestamp(ticket.expires_at)),
+            max_size_bytes: ticket.max_size_bytes,
+        })
+    }
+
+    async fn attachment_for(&self, caller: &Caller, id: &str) -> Result<pb::GetAttachmentResponse, ApiError> {
+        let row = self.uploads.readable(caller, id).await?;
+        let download = self.uploads.download(&row);
+        Ok(pb::GetAttachmentResponse {
+            attachment: Some(row.attachment()),
+            download_url: download.url,
+            url_expires_at: Some(crate::store::timestamp(download.expires_at)),
+            inline_allowed: row.inline_allowed(),
+        })
     }
 
     /// Asks the bot about the taxpayer message at `seq` and stores its reply (once).
@@ -117,6 +200,14 @@ struct ValidSend {
     content: pb::MessageContent,
     /// Whether the bot should answer (text only).
     is_text: bool,
+    /// An image or file to resolve against the caller's uploads.
+    attachment: Option<PendingAttachment>,
+}
+
+struct PendingAttachment {
+    field: &'static str,
+    id: String,
+    purpose: Purpose,
 }
 
 /// An emoji code (`smile`, `thumbs_up`…) or one emoji character sequence.
@@ -139,7 +230,24 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
         violations.push(FieldViolation::new("client_msg_id", "must be 1 to 64 characters", "消息发送失败，请重试。"));
     }
     let mut emoji = None;
+    let mut attachment = None;
     let text = match r.content.and_then(|c| c.body) {
+        Some(pb::message_content::Body::Image(i)) => {
+            attachment = Some(PendingAttachment {
+                field: "content.image.attachment.id",
+                id: i.attachment.map(|a| a.id).unwrap_or_default(),
+                purpose: Purpose::ChatImage,
+            });
+            String::new()
+        }
+        Some(pb::message_content::Body::File(f)) => {
+            attachment = Some(PendingAttachment {
+                field: "content.file.attachment.id",
+                id: f.attachment.map(|a| a.id).unwrap_or_default(),
+                purpose: Purpose::ChatFile,
+            });
+            String::new()
+        }
         Some(pb::message_content::Body::Emoji(e)) => {
             if !valid_emoji(e.code.trim()) || e.alt.chars().count() > 16 {
                 violations.push(FieldViolation::new("content.emoji.code", "not an emoji", "表情有误，请重新选择。"));
@@ -165,8 +273,12 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
             text
         }
         Some(_) => {
-            // Images and files need the upload pipeline (issue 4, still to come).
-            return Err(ApiError::Unimplemented("conversations and human interaction (issue 4): images and files"));
+            violations.push(FieldViolation::new(
+                "content",
+                "send text, an emoji, an image or a file",
+                "该消息类型不支持发送。",
+            ));
+            String::new()
         }
         None => {
             violations.push(FieldViolation::new("content", "text content is required", "请输入您要咨询的问题。"));
@@ -175,13 +287,15 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
     };
     let (content, is_text) = match emoji {
         Some(e) => (pb::MessageContent { body: Some(pb::message_content::Body::Emoji(e)) }, false),
+        // Replaced by the stored attachment once resolved.
+        None if attachment.is_some() => (pb::MessageContent::default(), false),
         None => (
             pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: text.clone() })) },
             true,
         ),
     };
     match (violations.is_empty(), conversation) {
-        (true, Some(conversation)) => Ok(ValidSend { conversation, client_msg_id, text, content, is_text }),
+        (true, Some(conversation)) => Ok(ValidSend { conversation, client_msg_id, text, content, is_text, attachment }),
         _ => Err(ApiError::InvalidArgument(violations)),
     }
 }
@@ -287,6 +401,19 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             .taxpayer_conversation(input.conversation, &tp.tax_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        let (content, text) = match &input.attachment {
+            Some(pending) => {
+                if conversation.mode != "human" {
+                    return Err(ApiError::refused(
+                        "images and files need human mode",
+                        "图片和文件需在人工服务中发送，请先转人工。",
+                    )
+                    .into());
+                }
+                self.attachment_content(&caller, pending, &conversation).await?
+            }
+            None => (input.content, input.text.clone()),
+        };
         let (stored, _fresh) = self
             .store
             .append(
@@ -296,8 +423,8 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
                     sender: "taxpayer",
                     sender_name: tp.name.clone(),
                     reply_to: None,
-                    text: input.text.clone(),
-                    content: input.content,
+                    text,
+                    content,
                 },
             )
             .await?;
@@ -449,6 +576,43 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         Ok(Response::new(pb::RateConversationResponse { conversation: Some(row.to_proto()) }))
     }
 
+    async fn create_upload(
+        &self,
+        request: Request<pb::CreateUploadRequest>,
+    ) -> Result<Response<pb::CreateUploadResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        caller.taxpayer()?;
+        let r = request.get_ref();
+        let new = crate::uploads::validate_new(
+            &r.client_request_id,
+            r.purpose,
+            &r.file_name,
+            &r.content_type,
+            r.size_bytes,
+            &r.conversation_id,
+        )?;
+        Ok(Response::new(self.create_upload_for(&caller, new).await?))
+    }
+
+    async fn complete_upload(
+        &self,
+        request: Request<pb::CompleteUploadRequest>,
+    ) -> Result<Response<pb::CompleteUploadResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        caller.taxpayer()?;
+        let row = self.uploads.complete(&caller, &request.get_ref().upload_id).await?;
+        Ok(Response::new(pb::CompleteUploadResponse { attachment: Some(row.attachment()) }))
+    }
+
+    async fn get_attachment(
+        &self,
+        request: Request<pb::GetAttachmentRequest>,
+    ) -> Result<Response<pb::GetAttachmentResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        caller.taxpayer()?;
+        Ok(Response::new(self.attachment_for(&caller, &request.get_ref().attachment_id).await?))
+    }
+
     async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<SubscribeStream>, Status> {
         let caller = identity::caller(&request)?;
         let tp = caller.taxpayer()?.clone();
@@ -470,6 +634,33 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         )
         .map(|item| item.map(|i| pb::SubscribeResponse { event: Some(i.into()) }));
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Links uploads to records of other services (called by them, never through the gateway).
+pub struct LinkApi {
+    uploads: Uploads,
+}
+
+impl LinkApi {
+    pub fn new(uploads: Uploads) -> Self {
+        Self { uploads }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::attachment_link_service_server::AttachmentLinkService for LinkApi {
+    async fn link_attachments(
+        &self,
+        request: Request<pb::LinkAttachmentsRequest>,
+    ) -> Result<Response<pb::LinkAttachmentsResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let r = request.get_ref();
+        let rows = self
+            .uploads
+            .link(&caller, &r.attachment_ids, r.purpose, &r.reference, &r.taxpayer_id, &r.office_code)
+            .await?;
+        Ok(Response::new(pb::LinkAttachmentsResponse { attachments: rows.iter().map(|r| r.attachment()).collect() }))
     }
 }
 
@@ -508,6 +699,10 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
         if conversation.mode != "human" {
             return Err(ApiError::refused("conversation is not in human mode", "该会话当前不在人工服务中。").into());
         }
+        let (content, text) = match &input.attachment {
+            Some(pending) => self.inner.attachment_content(&caller, pending, &conversation).await?,
+            None => (input.content, input.text.clone()),
+        };
         let (stored, _) = self
             .inner
             .store
@@ -518,14 +713,63 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
                     sender: "agent",
                     sender_name: agent.name.clone(),
                     reply_to: None,
-                    text: input.text.clone(),
-                    content: pb::MessageContent {
-                        body: Some(pb::message_content::Body::Text(pb::TextContent { text: input.text })),
-                    },
+                    text,
+                    content,
                 },
             )
             .await?;
         Ok(Response::new(pb::SendAgentMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
+    }
+
+    async fn create_agent_upload(
+        &self,
+        request: Request<pb::CreateAgentUploadRequest>,
+    ) -> Result<Response<pb::CreateAgentUploadResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        caller.agent()?;
+        let r = request.get_ref();
+        let new = crate::uploads::validate_new(
+            &r.client_request_id,
+            r.purpose,
+            &r.file_name,
+            &r.content_type,
+            r.size_bytes,
+            &r.conversation_id,
+        )?;
+        let t = self.inner.create_upload_for(&caller, new).await?;
+        Ok(Response::new(pb::CreateAgentUploadResponse {
+            upload_id: t.upload_id,
+            upload_url: t.upload_url,
+            method: t.method,
+            headers: t.headers,
+            expires_at: t.expires_at,
+            max_size_bytes: t.max_size_bytes,
+        }))
+    }
+
+    async fn complete_agent_upload(
+        &self,
+        request: Request<pb::CompleteAgentUploadRequest>,
+    ) -> Result<Response<pb::CompleteAgentUploadResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        caller.agent()?;
+        let row = self.inner.uploads.complete(&caller, &request.get_ref().upload_id).await?;
+        Ok(Response::new(pb::CompleteAgentUploadResponse { attachment: Some(row.attachment()) }))
+    }
+
+    async fn get_agent_attachment(
+        &self,
+        request: Request<pb::GetAgentAttachmentRequest>,
+    ) -> Result<Response<pb::GetAgentAttachmentResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        caller.agent()?;
+        let a = self.inner.attachment_for(&caller, &request.get_ref().attachment_id).await?;
+        Ok(Response::new(pb::GetAgentAttachmentResponse {
+            attachment: a.attachment,
+            download_url: a.download_url,
+            url_expires_at: a.url_expires_at,
+            inline_allowed: a.inline_allowed,
+        }))
     }
 
     async fn close_conversation(

@@ -7,6 +7,7 @@ mod hub;
 mod lifecycle;
 mod preferences;
 mod store;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct Config {
     pub kafka: zhengna_platform::kafka::KafkaConfig,
     /// Consumer group for queue events.
     pub consumer_group: String,
+    /// Attachment storage and the blob endpoint.
+    pub storage: uploads::StorageConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +68,7 @@ impl Default for Config {
             conversation: ConversationConfig::default(),
             kafka: zhengna_platform::kafka::KafkaConfig::default(),
             consumer_group: "zhengna-session".into(),
+            storage: uploads::StorageConfig::default(),
         }
     }
 }
@@ -89,6 +93,8 @@ impl ServiceConfig for Config {
 
 pub struct App {
     server: RunningServer,
+    blob_addr: SocketAddr,
+    blob: tokio::task::JoinHandle<()>,
     consumer: tokio::task::JoinHandle<Result<(), StartupError>>,
     relay: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
@@ -117,24 +123,38 @@ impl App {
             events::QueueEvents,
             shutdown.clone(),
         ));
+        let objects = cfg.storage.open()?;
+        let uploads = uploads::Uploads::new(pool.clone(), objects, key.clone(), cfg.storage.clone());
+        let (blob_addr, blob) = uploads::blob::serve(uploads.clone(), cfg.storage.listen, shutdown.clone()).await?;
+        tokio::spawn(sweep_forever(uploads.clone(), shutdown.clone()));
         let api = api::ConversationApi::new(
             store::Store::new(pool),
             hub,
-            zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient::new(channel),
+            api::Bot {
+                client: zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient::new(channel),
+                timeout: Duration::from_millis(cfg.answer.timeout_ms),
+            },
             key.clone(),
-            Duration::from_millis(cfg.answer.timeout_ms),
             cfg.conversation.clone(),
             shutdown.clone(),
+            uploads.clone(),
         );
         let routes =
             tonic::service::Routes::new(pb::conversation_service_server::ConversationServiceServer::new(api.clone()))
                 .add_service(pb::agent_conversation_service_server::AgentConversationServiceServer::new(
                     api::AgentApi::new(api.clone()),
-                ));
+                ))
+                .add_service(pb::attachment_link_service_server::AttachmentLinkServiceServer::new(api::LinkApi::new(
+                    uploads,
+                )));
         let server = server::serve(ServeOptions {
             service: "session",
             routes,
-            health_names: vec!["zhengna.session.v1.ConversationService", "zhengna.session.v1.AgentConversationService"],
+            health_names: vec![
+                "zhengna.session.v1.ConversationService",
+                "zhengna.session.v1.AgentConversationService",
+                "zhengna.session.v1.AttachmentLinkService",
+            ],
             key,
             unimplemented_topics: vec![
                 ("zhengna.session.v1.ConversationService", "conversations and human interaction (issue 4)"),
@@ -144,7 +164,12 @@ impl App {
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, consumer, relay, shutdown })
+        Ok(Self { server, blob_addr, blob, consumer, relay, shutdown })
+    }
+
+    /// The blob endpoint (uploads and downloads) the gateway forwards to.
+    pub fn blob_addr(&self) -> SocketAddr {
+        self.blob_addr
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -159,7 +184,23 @@ impl App {
         self.shutdown.cancelled().await;
         let res = self.server.stopped().await;
         let _ = self.consumer.await;
+        let _ = self.blob.await;
         let _ = self.relay.await;
         res
+    }
+}
+
+/// Every ten minutes, deletes uploads that were never completed.
+async fn sweep_forever(uploads: uploads::Uploads, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => match uploads.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "abandoned uploads deleted"),
+                Err(e) => tracing::warn!(error = %e, "sweeping abandoned uploads failed"),
+            },
+        }
     }
 }

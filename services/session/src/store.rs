@@ -14,6 +14,8 @@ use zhengna_proto::session::v1 as pb;
 pub struct ConversationRow {
     pub id: Uuid,
     pub taxpayer_id: String,
+    /// The taxpayer's 主管税务机关.
+    pub office_code: String,
     pub channel: String,
     pub mode: String,
     pub last_seq: i64,
@@ -26,7 +28,7 @@ pub struct ConversationRow {
     pub transferring: bool,
 }
 
-pub(crate) const CONVERSATION_COLUMNS: &str = "id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id, cleared_seq, transferring";
+pub(crate) const CONVERSATION_COLUMNS: &str = "id, taxpayer_id, office_code, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office, queue_entry_id, cleared_seq, transferring";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -69,7 +71,7 @@ impl Store {
         Ok(sqlx::query_as(
             "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
              VALUES ($1, $2, $3, $4, $5, 'bot')
-             RETURNING id, taxpayer_id, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office,
+             RETURNING id, taxpayer_id, office_code, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office,
                        queue_entry_id, cleared_seq, transferring",
         )
         .bind(Uuid::now_v7())

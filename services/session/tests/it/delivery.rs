@@ -43,6 +43,12 @@ async fn ten_thousand_messages_across_two_replicas_with_resumes() {
             db: db.clone(),
             kafka: broker.kafka_config(),
             identity: identity.clone(),
+            // Replicas share the attachment store, as they must in production.
+            storage: zhengna_session::uploads::StorageConfig {
+                local_dir: std::env::temp_dir().join(format!("zhengna-delivery-{db_name}")),
+                listen: ([127, 0, 0, 1], 0).into(),
+                ..Default::default()
+            },
             ..Config::default()
         };
         let app = App::build(cfg, shutdown.clone()).await.expect("replica starts");
