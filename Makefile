@@ -36,4 +36,7 @@ codegen: ## Regenerate crates/proto/src/gen from proto/
 bench: setup ## Run benchmarks and print their figures (see docs/benchmarks.md)
 	cargo run -q -p zhengna-messaging --example bench_push
 
-.PHONY: help setup dev test lint codegen bench
+bench-answer: ## Answer quality (top1/top3/confident_wrong) and engine speed; FILE=path.jsonl evaluates one file
+	cargo run --release -q -p zhengna-answer --example bench_answer -- $(FILE)
+
+.PHONY: help setup dev test lint codegen bench bench-answer

@@ -279,3 +279,47 @@ async fn a_drafted_similar_question_gets_the_drafted_answer() {
     assert!(!reply.suggestions.is_empty(), "猜你想问 from the related items");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_answers_paraphrases_offers_choices_and_knows_its_province() {
+    use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+    let stack = Stack::start().await;
+    let mut answers = AnswerServiceClient::new(stack.gateway_channel().await);
+    let token = stack.token("taxpayer-person");
+    let ask = |q: &str| answer_pb::AskRequest { question: q.into(), ..Default::default() };
+    // Written for this test: neither the standard question nor a drafted similar one, with
+    // an abbreviation (个税) and a colloquial ending.
+    let reply =
+        answers.ask(authed(ask("爹妈都六十多了 我是独生子 赡养老人个税一个月扣多少钱呢"), &token)).await.expect("ask");
+    let reply = reply.into_inner();
+    assert_eq!(reply.decision, answer_pb::Decision::Answer as i32, "{reply:?}");
+    let answer = reply.answer.expect("answer");
+    assert_eq!(answer.catalog_id, "GS-019");
+    assert!(!answer.citations.is_empty(), "with its policy basis");
+    assert!(reply.confidence > 0.5 && reply.confidence <= 1.0);
+
+    // A bare topic word gets choices, and choosing one answers it.
+    let vague = answers.ask(authed(ask("发票"), &token)).await.expect("ask").into_inner();
+    assert!(
+        vague.decision == answer_pb::Decision::Clarify as i32 || vague.decision == answer_pb::Decision::Suggest as i32,
+        "{vague:?}"
+    );
+    let chosen = match vague.clarification {
+        Some(c) => answer_pb::AskRequest {
+            clarification_node_id: c.node_id,
+            selected_option_id: c.options[0].id.clone(),
+            ..Default::default()
+        },
+        None => answer_pb::AskRequest { item_id: vague.suggestions[0].item_id.clone(), ..Default::default() },
+    };
+    let picked = answers.ask(authed(chosen, &token)).await.expect("choose").into_inner();
+    assert_eq!(picked.decision, answer_pb::Decision::Answer as i32);
+
+    // Another province's bureau, and chit-chat, are not answered.
+    for q in ["广东电子税务局怎么登录", "今天天气怎么样"] {
+        let r = answers.ask(authed(ask(q), &token)).await.expect("ask").into_inner();
+        assert_eq!(r.decision, answer_pb::Decision::NoAnswer as i32, "{q}: {r:?}");
+        assert!(r.offer_leave_message);
+    }
+    stack.stop().await;
+}

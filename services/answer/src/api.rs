@@ -5,21 +5,58 @@ use zhengna_platform::ApiError;
 use zhengna_platform::identity;
 use zhengna_proto::answer::v1 as pb;
 
+use std::sync::Arc;
+
+use crate::engine::{Candidate, Context, Decision, Engine};
 use crate::kb::{Item, Kb};
-use crate::normalize::normalize;
 
 /// Longest question accepted (the widget input allows 300 characters).
 const MAX_QUESTION_CHARS: usize = 300;
 
 pub struct AnswerApi {
     kb: Kb,
+    engine: Arc<Engine>,
 }
 
 impl AnswerApi {
-    pub fn new(kb: Kb) -> Self {
-        Self { kb }
+    pub fn new(kb: Kb, engine: Arc<Engine>) -> Self {
+        Self { kb, engine }
+    }
+
+    /// The full answer for an item the engine (or the taxpayer's click) chose.
+    async fn answer_item(
+        &self,
+        id: &str,
+        today: chrono::NaiveDate,
+        confidence: f32,
+    ) -> Result<Option<pb::AskResponse>, ApiError> {
+        let Ok(id) = uuid::Uuid::parse_str(id) else { return Ok(None) };
+        let Some(item) = self.kb.by_id(id, today).await? else { return Ok(None) };
+        let related = self.kb.questions(&item.related).await?;
+        let mut reply = answer_from(item, related);
+        reply.confidence = confidence;
+        Ok(Some(reply))
+    }
+
+    fn suggestions(&self, candidates: &[Candidate]) -> Vec<pb::SuggestedQuestion> {
+        candidates
+            .iter()
+            .map(|c| {
+                let item = &self.engine.items()[c.item];
+                pb::SuggestedQuestion {
+                    item_id: item.key.clone(),
+                    question: item.question.clone(),
+                    ..Default::default()
+                }
+            })
+            .collect()
     }
 }
+
+/// Node id of a clarification built from close candidates (options are item ids).
+const CANDIDATES_NODE: &str = "candidates";
+
+const OTHER_JURISDICTION_TEXT: &str = "您好，这里解答山东省税务局管辖的涉税问题。其他省市税务机关的业务，请咨询当地税务机关或拨打当地12366纳税缴费服务热线。";
 
 const NO_ANSWER_TEXT: &str = "抱歉，暂时没有找到与您的问题完全对应的答案。您可以换一种说法再问一次，也可以点击“留言”留下您的问题，或点击“转人工”咨询税务人员。";
 
@@ -110,9 +147,24 @@ fn answer_from(item: Item, related: Vec<(uuid::Uuid, String, String)>) -> pb::As
 #[tonic::async_trait]
 impl pb::answer_service_server::AnswerService for AnswerApi {
     async fn ask(&self, request: Request<pb::AskRequest>) -> Result<Response<pb::AskResponse>, Status> {
-        identity::caller(&request)?;
+        let caller = identity::caller(&request)?;
         let r = request.into_inner();
         let question = r.question.trim();
+        let today = zhengna_platform::time::shanghai_today();
+        // A click on a listed question or on a clarification option answers that item.
+        let chosen = if !r.item_id.trim().is_empty() {
+            Some(("item_id", r.item_id.trim()))
+        } else if r.clarification_node_id == CANDIDATES_NODE && !r.selected_option_id.trim().is_empty() {
+            Some(("selected_option_id", r.selected_option_id.trim()))
+        } else {
+            None
+        };
+        if let Some((field, id)) = chosen {
+            return match self.answer_item(id, today, 1.0).await? {
+                Some(reply) => Ok(Response::new(reply)),
+                None => Err(ApiError::invalid(field, "no such published item", "该问题已更新，请重新提问。").into()),
+            };
+        }
         if question.is_empty() {
             return Err(ApiError::invalid("question", "must not be empty", "请输入您要咨询的问题。").into());
         }
@@ -124,21 +176,71 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             )
             .into());
         }
-        let today = zhengna_platform::time::shanghai_today();
-        let reply = match self.kb.exact(&normalize(question), today).await? {
-            Some(item) => {
-                let related = self.kb.questions(&item.related).await?;
-                answer_from(item, related)
+        let tags: Vec<String> = match &caller {
+            zhengna_platform::Caller::Taxpayer(t) => t.tags.clone(),
+            zhengna_platform::Caller::Agent(_) => Vec::new(),
+        };
+        let ctx = Context { today, tags: &tags };
+        let decision = self.engine.decide(question, &ctx);
+        let confidence = decision.confidence();
+        let no_answer = |text: &str, suggestions| pb::AskResponse {
+            decision: pb::Decision::NoAnswer as i32,
+            text: text.into(),
+            suggestions,
+            offer_leave_message: true,
+            suggest_transfer: true,
+            confidence,
+            ..Default::default()
+        };
+        let reply = match &decision {
+            Decision::Answer { best, .. } => {
+                let key = &self.engine.items()[best.item].key;
+                match self.answer_item(key, today, confidence).await? {
+                    Some(reply) => reply,
+                    None => no_answer(NO_ANSWER_TEXT, Vec::new()),
+                }
             }
-            None => pb::AskResponse {
-                decision: pb::Decision::NoAnswer as i32,
-                text: NO_ANSWER_TEXT.into(),
-                offer_leave_message: true,
-                suggest_transfer: true,
+            Decision::Clarify { candidates } => pb::AskResponse {
+                decision: pb::Decision::Clarify as i32,
+                text: "您想咨询的是以下哪个问题？".into(),
+                clarification: Some(pb::Clarification {
+                    prompt: "您想咨询的是以下哪个问题？".into(),
+                    node_id: CANDIDATES_NODE.into(),
+                    options: candidates
+                        .iter()
+                        .map(|c| {
+                            let item = &self.engine.items()[c.item];
+                            pb::ClarificationOption { id: item.key.clone(), label: item.question.clone() }
+                        })
+                        .collect(),
+                    round: 1,
+                }),
+                confidence,
                 ..Default::default()
             },
+            Decision::Suggest { candidates } => pb::AskResponse {
+                decision: pb::Decision::Suggest as i32,
+                text: "没有找到完全对应的答案，您是不是想问：".into(),
+                suggestions: self.suggestions(candidates),
+                offer_leave_message: true,
+                confidence,
+                ..Default::default()
+            },
+            Decision::NoAnswer { .. } => no_answer(NO_ANSWER_TEXT, Vec::new()),
+            Decision::OtherJurisdiction => no_answer(OTHER_JURISDICTION_TEXT, Vec::new()),
         };
+        metrics::counter!("zhengna_answer_decisions_total", "decision" => decision_name(&decision)).increment(1);
         Ok(Response::new(reply))
+    }
+}
+
+fn decision_name(d: &Decision) -> &'static str {
+    match d {
+        Decision::Answer { .. } => "answer",
+        Decision::Clarify { .. } => "clarify",
+        Decision::Suggest { .. } => "suggest",
+        Decision::NoAnswer { .. } => "no_answer",
+        Decision::OtherJurisdiction => "other_jurisdiction",
     }
 }
 

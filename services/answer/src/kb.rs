@@ -153,17 +153,56 @@ impl Kb {
         Ok(catalog_ids.iter().filter_map(|c| rows.iter().find(|r| &r.1 == c).cloned()).collect())
     }
 
-    /// The published item whose standard question, or one of whose similar questions,
-    /// equals `normalized`, valid on `today`.
-    pub async fn exact(&self, normalized: &str, today: NaiveDate) -> Result<Option<Item>, ApiError> {
+    /// What the matching engine indexes: every published item.
+    pub async fn engine_items(&self) -> Result<Vec<crate::engine::EngineItem>, ApiError> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(
+            Uuid,
+            Option<String>,
+            String,
+            String,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Option<NaiveDate>,
+            Option<NaiveDate>,
+            sqlx::types::Json<Vec<String>>,
+            String,
+        )> = sqlx::query_as(
+            "SELECT id, catalog_id, topic, question, similar_questions, keywords, audience, valid_from, valid_to,
+                    facts, summary
+             FROM kb_items WHERE status = 'published' ORDER BY catalog_id, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, catalog, topic, question, similar, keywords, audience, from, to, facts, summary)| {
+                crate::engine::EngineItem {
+                    key: id.to_string(),
+                    catalog_id: catalog.unwrap_or_default(),
+                    question,
+                    similar,
+                    keywords,
+                    content: facts.0.into_iter().chain(std::iter::once(summary).filter(|s| !s.is_empty())).collect(),
+                    topic,
+                    audience,
+                    valid_from: from,
+                    valid_to: to,
+                }
+            })
+            .collect())
+    }
+
+    /// A published item valid on `today`, by id.
+    pub async fn by_id(&self, id: Uuid, today: NaiveDate) -> Result<Option<Item>, ApiError> {
         Ok(sqlx::query_as(
             "SELECT id, catalog_id, topic, question, facts, basis, summary, blocks, citations, related FROM kb_items
-             WHERE (question_normalized = $1 OR $1 = ANY(similar_normalized)) AND status = 'published'
+             WHERE id = $1 AND status = 'published'
                AND (valid_from IS NULL OR valid_from <= $2)
-               AND (valid_to IS NULL OR valid_to >= $2)
-             ORDER BY (question_normalized = $1) DESC, updated_at DESC LIMIT 1",
+               AND (valid_to IS NULL OR valid_to >= $2)",
         )
-        .bind(normalized)
+        .bind(id)
         .bind(today)
         .fetch_optional(&self.pool)
         .await?)

@@ -1,8 +1,8 @@
 //! 智能应答 — the answer service: the knowledge base and the bot's decision for each
-//! question. In this first cut the decision is an exact match against the standard
-//! questions (after normalisation) or a kind no-answer; the matching engine replaces it.
+//! question (answer, clarify, suggest or no answer) by the matching engine ([`engine`]).
 
 mod api;
+pub mod engine;
 pub mod kb;
 pub mod normalize;
 
@@ -84,13 +84,25 @@ impl App {
                 tracing::info!(applied, dir = %drafts.display(), "applied drafted answers");
             }
         }
+        let items = kb.engine_items().await.map_err(|e| StartupError::Other(format!("loading the KB: {e}")))?;
+        let started = std::time::Instant::now();
+        let engine = tokio::task::spawn_blocking(move || engine::Engine::build(items, &engine::Dicts::builtin()))
+            .await
+            .map_err(|e| StartupError::Other(format!("building the answer index: {e}")))?;
+        tracing::info!(
+            items = engine.items().len(),
+            variants = engine.variants(),
+            ms = started.elapsed().as_millis() as u64,
+            "answer index built"
+        );
         let key = cfg.identity.key()?;
-        let routes =
-            tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(api::AnswerApi::new(kb)))
-                .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(api::Later))
-                .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))
-                .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(api::Later))
-                .add_service(pb::speech_service_server::SpeechServiceServer::new(api::Later));
+        let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
+            api::AnswerApi::new(kb, std::sync::Arc::new(engine)),
+        ))
+        .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(api::Later))
+        .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))
+        .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(api::Later))
+        .add_service(pb::speech_service_server::SpeechServiceServer::new(api::Later));
         let names = vec![
             "zhengna.answer.v1.AnswerService",
             "zhengna.answer.v1.KnowledgeAdminService",

@@ -1,0 +1,231 @@
+//! An in-memory BM25 index over analysed question variants (standard question, similar
+//! questions, keywords), three fields per variant: words, character bigrams and pinyin
+//! bigrams. Scores aggregate to items by their best variant.
+//!
+//! The whole KB fits in memory (100k items × 6 variants is a few hundred MB at most), the
+//! index is rebuilt on publish, and asking must stay in single-digit milliseconds; a
+//! purpose-built postings map with a reusable score buffer does that without a
+//! general-purpose engine's per-query overhead.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::analyzer::Analyzed;
+
+const K1: f32 = 1.2;
+/// Share of an item's second-best variant added to its best.
+const SECOND_VARIANT: f32 = 0.25;
+const B: f32 = 0.6;
+/// Field weights: words, bigrams, pinyin.
+pub const WEIGHTS: [f32; 3] = [1.0, 0.55, 0.3];
+
+#[derive(Default)]
+struct Field {
+    terms: HashMap<String, u32>,
+    postings: Vec<Vec<(u32, u16)>>,
+    doc_len: Vec<u16>,
+    avg_len: f32,
+    idf: Vec<f32>,
+}
+
+impl Field {
+    fn add(&mut self, doc: u32, tokens: &[String]) {
+        let mut tf: HashMap<&str, u16> = HashMap::new();
+        for t in tokens {
+            *tf.entry(t.as_str()).or_default() += 1;
+        }
+        for (t, n) in tf {
+            let id = match self.terms.get(t) {
+                Some(id) => *id,
+                None => {
+                    let id = self.postings.len() as u32;
+                    self.terms.insert(t.to_owned(), id);
+                    self.postings.push(Vec::new());
+                    id
+                }
+            };
+            self.postings[id as usize].push((doc, n));
+        }
+        self.doc_len.push(tokens.len().min(u16::MAX as usize) as u16);
+    }
+
+    fn finish(&mut self) {
+        let n = self.doc_len.len().max(1) as f32;
+        self.avg_len = self.doc_len.iter().map(|l| f32::from(*l)).sum::<f32>() / n;
+        self.idf = self
+            .postings
+            .iter()
+            .map(|p| {
+                let df = p.len() as f32;
+                ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+            })
+            .collect();
+    }
+
+    fn idf_of(&self, term: &str) -> Option<(u32, f32)> {
+        let id = *self.terms.get(term)?;
+        Some((id, self.idf[id as usize]))
+    }
+}
+
+/// One indexed variant of an item.
+#[derive(Debug, Clone, Copy)]
+pub struct DocInfo {
+    pub item: u32,
+    /// Multiplies the variant's score: questions 1.0, answer content less.
+    pub weight: f32,
+}
+
+#[derive(Default)]
+pub struct Index {
+    fields: [Field; 3],
+    pub docs: Vec<DocInfo>,
+    /// Per item, the sorted ids of every word in any of its variants.
+    item_words: Vec<Vec<u32>>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<f32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Distinct query terms with their counts.
+fn query_terms(tokens: &[String]) -> Vec<(&str, f32)> {
+    let mut out: Vec<(&str, f32)> = Vec::new();
+    for t in tokens {
+        match out.iter_mut().find(|(x, _)| *x == t.as_str()) {
+            Some((_, n)) => *n += 1.0,
+            None => out.push((t.as_str(), 1.0)),
+        }
+    }
+    out
+}
+
+fn streams(a: &Analyzed) -> [&[String]; 3] {
+    [&a.words, &a.bigrams, &a.pinyin]
+}
+
+impl Index {
+    pub fn add(&mut self, item: u32, weight: f32, analyzed: &Analyzed) {
+        let doc = self.docs.len() as u32;
+        for (f, tokens) in self.fields.iter_mut().zip(streams(analyzed)) {
+            f.add(doc, tokens);
+        }
+        self.docs.push(DocInfo { item, weight });
+        if self.item_words.len() <= item as usize {
+            self.item_words.resize(item as usize + 1, Vec::new());
+        }
+        if weight < 1.0 {
+            // Coverage counts what the item's questions say, not every word of its answer.
+            return;
+        }
+        let words = &mut self.item_words[item as usize];
+        words.extend(analyzed.words.iter().filter_map(|w| self.fields[0].terms.get(w).copied()));
+        words.sort_unstable();
+        words.dedup();
+    }
+
+    pub fn finish(&mut self) {
+        for f in &mut self.fields {
+            f.finish();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// The best a document could score for this query: every query term present once in a
+    /// document of average length. Used to turn scores into a [0, 1] match quality.
+    pub fn ideal(&self, q: &Analyzed) -> f32 {
+        let mut total = 0.0;
+        for ((f, tokens), w) in self.fields.iter().zip(streams(q)).zip(WEIGHTS) {
+            for (t, _) in query_terms(tokens) {
+                // Unknown terms count as rare: a query full of words the KB never uses is a
+                // poor match, not a perfect one.
+                let idf = f.idf_of(t).map(|(_, i)| i).unwrap_or_else(|| ((f.doc_len.len() as f32) + 1.0).ln());
+                total += w * idf;
+            }
+        }
+        total
+    }
+
+    /// Share of the query's words (weighted by rarity) that the item uses anywhere. Words
+    /// the KB never uses weigh as the rarest, so an off-topic question scores low even when
+    /// a few of its words are common in the KB.
+    pub fn coverage(&self, q: &Analyzed, item: u32) -> f32 {
+        let f = &self.fields[0];
+        let unknown = ((f.doc_len.len() as f32) + 1.0).ln();
+        let words = self.item_words.get(item as usize).map(Vec::as_slice).unwrap_or_default();
+        let (mut hit, mut all) = (0.0, 0.0);
+        for (t, _) in query_terms(&q.words) {
+            match f.idf_of(t) {
+                Some((id, idf)) => {
+                    all += idf;
+                    if words.binary_search(&id).is_ok() {
+                        hit += idf;
+                    }
+                }
+                None => all += unknown,
+            }
+        }
+        if all > 0.0 { hit / all } else { 0.0 }
+    }
+
+    /// Per item, the best variant score, for the top `k` items passing `keep`.
+    pub fn search(&self, q: &Analyzed, k: usize, keep: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (scores, touched) = &mut *guard;
+            if scores.len() < self.docs.len() {
+                scores.resize(self.docs.len(), 0.0);
+            }
+            touched.clear();
+            for ((f, tokens), w) in self.fields.iter().zip(streams(q)).zip(WEIGHTS) {
+                for (t, qtf) in query_terms(tokens) {
+                    let Some((id, idf)) = f.idf_of(t) else { continue };
+                    let weight = w * idf * qtf.min(2.0).sqrt();
+                    for &(doc, tf) in &f.postings[id as usize] {
+                        let len = f32::from(f.doc_len[doc as usize]);
+                        let tf = f32::from(tf);
+                        let s = weight * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / f.avg_len.max(1.0)));
+                        let slot = &mut scores[doc as usize];
+                        if *slot == 0.0 {
+                            touched.push(doc);
+                        }
+                        *slot += s;
+                    }
+                }
+            }
+            // Per item: the best variant, plus a little of the second best (an item several
+            // of whose phrasings match is likelier the one meant).
+            let mut best: HashMap<u32, (f32, f32)> = HashMap::with_capacity(touched.len().min(4096));
+            for &doc in touched.iter() {
+                let info = self.docs[doc as usize];
+                let s = std::mem::take(&mut scores[doc as usize]) * info.weight;
+                if !keep(info.item) {
+                    continue;
+                }
+                let e = best.entry(info.item).or_insert((0.0, 0.0));
+                if s > e.0 {
+                    *e = (s, e.0);
+                } else if s > e.1 {
+                    e.1 = s;
+                }
+            }
+            let mut ranked: Vec<(u32, f32)> =
+                best.into_iter().map(|(item, (a, b))| (item, a + SECOND_VARIANT * b)).collect();
+            let k = k.min(ranked.len());
+            if k == 0 {
+                return Vec::new();
+            }
+            ranked.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked.truncate(k);
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked
+        })
+    }
+}

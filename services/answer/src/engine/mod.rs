@@ -1,0 +1,396 @@
+//! The matching engine: one decision per question — answer, clarify, suggest or no answer —
+//! with a confidence in [0, 1].
+//!
+//! Retrieval is BM25 over analysed variants ([`analyzer`], [`index`]). The confidence of the
+//! best item is its score over the query's ideal score (how much of what was asked the best
+//! variant covers, weighted by rarity); the margin to the runner-up separates a clear match
+//! from a choice the taxpayer should make. Thresholds are calibrated on our own held-out
+//! paraphrases and out-of-scope questions (`seed/eval`), never on the dev paraphrases.
+
+pub mod analyzer;
+pub mod index;
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+pub use self::analyzer::{Analyzed, Analyzer, Dicts};
+use self::index::Index;
+
+/// What the engine knows of one knowledge item.
+#[derive(Debug, Clone, Default)]
+pub struct EngineItem {
+    /// Stable key the caller maps back (item id).
+    pub key: String,
+    pub catalog_id: String,
+    pub question: String,
+    pub similar: Vec<String>,
+    pub keywords: Vec<String>,
+    /// Answer content (facts, summary): matched with a lower weight, for questions that
+    /// name a detail rather than the topic.
+    pub content: Vec<String>,
+    pub topic: String,
+    /// Audience tags (一般纳税人, 自然人…); empty = everyone.
+    pub audience: Vec<String>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+}
+
+/// Weight of the answer-content variant against the question variants.
+const CONTENT_WEIGHT: f32 = 0.45;
+
+/// The audience tag meaning every taxpayer.
+pub const EVERYONE: &str = "所有纳税人";
+
+/// Who asks and when: answers are filtered by audience and validity.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub today: NaiveDate,
+    /// The caller's profile tags; empty = unknown (no audience filtering).
+    pub tags: &'a [String],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Minimum match quality to answer.
+    pub answer: f32,
+    /// Minimum relative margin over the runner-up to answer (below it: clarify).
+    pub margin: f32,
+    /// Quality above which the margin does not matter.
+    pub sure: f32,
+    /// Minimum quality to offer candidates (clarify or 猜你想问).
+    pub suggest: f32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { answer: 0.50, margin: 0.10, sure: 0.75, suggest: 0.25 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// Index into [`Engine::items`].
+    pub item: usize,
+    pub score: f32,
+    /// Match quality in [0, 1]: the geometric mean of the score over the query's ideal
+    /// score and the share of the query's words the item uses.
+    pub quality: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Answer {
+        best: Candidate,
+        others: Vec<Candidate>,
+    },
+    /// Close candidates: ask which one is meant.
+    Clarify {
+        candidates: Vec<Candidate>,
+    },
+    /// Related questions only (猜你想问).
+    Suggest {
+        candidates: Vec<Candidate>,
+    },
+    NoAnswer {
+        best: Option<Candidate>,
+    },
+    /// About another province's tax matters: this bot serves Shandong only.
+    OtherJurisdiction,
+}
+
+impl Decision {
+    pub fn confidence(&self) -> f32 {
+        match self {
+            Decision::Answer { best, .. } => best.quality,
+            Decision::Clarify { candidates } | Decision::Suggest { candidates } => {
+                candidates.first().map(|c| c.quality).unwrap_or(0.0)
+            }
+            Decision::NoAnswer { best } => best.map(|c| c.quality).unwrap_or(0.0),
+            Decision::OtherJurisdiction => 0.0,
+        }
+    }
+}
+
+pub struct Engine {
+    analyzer: Analyzer,
+    index: Index,
+    items: Vec<EngineItem>,
+    by_key: HashMap<String, usize>,
+    pub thresholds: Thresholds,
+}
+
+impl Engine {
+    pub fn build(items: Vec<EngineItem>, dicts: &Dicts) -> Self {
+        // KB words reachable by pinyin: the standard questions' and keywords' own terms.
+        let vocabulary: Vec<String> =
+            items.iter().flat_map(|i| i.keywords.iter().cloned()).filter(|k| k.chars().count() >= 2).collect();
+        let analyzer = Analyzer::new(dicts, &vocabulary);
+        let mut index = Index::default();
+        for (n, item) in items.iter().enumerate() {
+            let n = n as u32;
+            let mut standard = analyzer.analyze(&item.question);
+            // Keywords strengthen the standard question's variant.
+            for k in &item.keywords {
+                let a = analyzer.analyze(k);
+                standard.words.extend(a.words);
+            }
+            index.add(n, 1.0, &standard);
+            for s in &item.similar {
+                index.add(n, 1.0, &analyzer.analyze(s));
+            }
+            if !item.content.is_empty() {
+                index.add(n, CONTENT_WEIGHT, &analyzer.analyze(&item.content.join("。")));
+            }
+        }
+        index.finish();
+        let by_key = items.iter().enumerate().map(|(i, it)| (it.key.clone(), i)).collect();
+        Self { analyzer, index, items, by_key, thresholds: Thresholds::default() }
+    }
+
+    pub fn items(&self) -> &[EngineItem] {
+        &self.items
+    }
+
+    pub fn item(&self, key: &str) -> Option<&EngineItem> {
+        self.by_key.get(key).map(|i| &self.items[*i])
+    }
+
+    pub fn variants(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn analyze(&self, text: &str) -> Analyzed {
+        self.analyzer.analyze(text)
+    }
+
+    fn visible(&self, item: &EngineItem, ctx: &Context<'_>) -> bool {
+        let valid = item.valid_from.is_none_or(|f| f <= ctx.today) && item.valid_to.is_none_or(|t| t >= ctx.today);
+        let audience = item.audience.is_empty()
+            || ctx.tags.is_empty()
+            || item.audience.iter().any(|a| a == EVERYONE || ctx.tags.contains(a));
+        valid && audience
+    }
+
+    /// The best `k` items for a question, visible in `ctx`.
+    pub fn rank(&self, question: &str, ctx: &Context<'_>, k: usize) -> Vec<Candidate> {
+        let q = self.analyzer.analyze(question);
+        let ideal = self.index.ideal(&q);
+        if ideal <= 0.0 {
+            return Vec::new();
+        }
+        self.index
+            .search(&q, k, |i| self.visible(&self.items[i as usize], ctx))
+            .into_iter()
+            .map(|(item, score)| {
+                let fit = (score / ideal).clamp(0.0, 1.0);
+                let coverage = self.index.coverage(&q, item);
+                Candidate { item: item as usize, score, quality: (fit * coverage).sqrt() }
+            })
+            .collect()
+    }
+
+    /// One decision for a question.
+    pub fn decide(&self, question: &str, ctx: &Context<'_>) -> Decision {
+        if other_jurisdiction(&analyzer::normalize(question)) {
+            return Decision::OtherJurisdiction;
+        }
+        let ranked = self.rank(question, ctx, 6);
+        let t = self.thresholds;
+        let Some(best) = ranked.first().copied() else { return Decision::NoAnswer { best: None } };
+        let second = ranked.get(1).map(|c| c.score).unwrap_or(0.0);
+        let margin = if best.score > 0.0 { (best.score - second) / best.score } else { 0.0 };
+        // A very good match may sit close to a weaker one, but not to another very good one
+        // (a bare topic word such as 发票 fits many items perfectly).
+        let second_quality = ranked.get(1).map(|c| c.quality).unwrap_or(0.0);
+        let clear = margin >= t.margin || (best.quality >= t.sure && second_quality < t.sure);
+        if best.quality >= t.answer && clear {
+            return Decision::Answer { best, others: ranked[1..].iter().copied().take(3).collect() };
+        }
+        if best.quality >= t.answer {
+            // Several items fit about equally well: let the taxpayer choose.
+            let close: Vec<Candidate> =
+                ranked.iter().copied().filter(|c| c.score >= best.score * (1.0 - 2.0 * t.margin)).take(4).collect();
+            if close.len() >= 2 {
+                return Decision::Clarify { candidates: close };
+            }
+        }
+        if best.quality >= t.suggest {
+            return Decision::Suggest { candidates: ranked.into_iter().take(3).collect() };
+        }
+        Decision::NoAnswer { best: Some(best) }
+    }
+}
+
+/// Places outside Shandong that taxpayers name when asking about their own bureau.
+const ELSEWHERE: &[&str] = &[
+    "北京",
+    "天津",
+    "河北",
+    "石家庄",
+    "山西",
+    "太原",
+    "内蒙古",
+    "辽宁",
+    "沈阳",
+    "大连",
+    "吉林",
+    "长春",
+    "黑龙江",
+    "哈尔滨",
+    "上海",
+    "江苏",
+    "南京",
+    "苏州",
+    "无锡",
+    "浙江",
+    "杭州",
+    "宁波",
+    "温州",
+    "安徽",
+    "合肥",
+    "福建",
+    "福州",
+    "厦门",
+    "江西",
+    "南昌",
+    "河南",
+    "郑州",
+    "湖北",
+    "武汉",
+    "湖南",
+    "长沙",
+    "广东",
+    "广州",
+    "深圳",
+    "东莞",
+    "佛山",
+    "广西",
+    "南宁",
+    "海南",
+    "海口",
+    "三亚",
+    "重庆",
+    "四川",
+    "成都",
+    "贵州",
+    "贵阳",
+    "云南",
+    "昆明",
+    "西藏",
+    "拉萨",
+    "陕西",
+    "西安",
+    "甘肃",
+    "兰州",
+    "青海",
+    "西宁",
+    "宁夏",
+    "银川",
+    "新疆",
+    "乌鲁木齐",
+    "香港",
+    "澳门",
+    "台湾",
+];
+/// Shandong and its cities: a question naming them is ours even if it also names elsewhere.
+const SHANDONG: &[&str] = &[
+    "山东", "鲁", "济南", "青岛", "淄博", "枣庄", "东营", "烟台", "潍坊", "济宁", "泰安", "威海", "日照", "临沂",
+    "德州", "聊城", "滨州", "菏泽",
+];
+
+/// Whether a (normalised) question is about another province's bureau.
+fn other_jurisdiction(text: &str) -> bool {
+    ELSEWHERE.iter().any(|p| text.contains(p)) && !SHANDONG.iter().any(|p| text.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(key: &str, q: &str, similar: &[&str]) -> EngineItem {
+        EngineItem {
+            key: key.into(),
+            catalog_id: key.into(),
+            question: q.into(),
+            similar: similar.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn engine() -> Engine {
+        Engine::build(
+            vec![
+                item("FP-1", "数电发票怎么开具？", &["怎么开电子发票", "全电发票在哪开"]),
+                item("FP-2", "发票开错了怎么红冲？", &["开错的发票怎么作废", "红字发票怎么开"]),
+                item("GS-1", "个人所得税年度汇算怎么办理？", &["个税汇算清缴怎么弄", "年度汇算在哪里办"]),
+                EngineItem {
+                    valid_to: NaiveDate::from_ymd_opt(2020, 1, 1),
+                    ..item("OLD-1", "2019年小规模纳税人免税政策", &["2019年小规模免税"])
+                },
+                EngineItem {
+                    audience: vec!["自然人".into()],
+                    ..item("ZR-1", "自然人代开发票怎么办", &["个人怎么代开发票"])
+                },
+            ],
+            &Dicts::builtin(),
+        )
+    }
+
+    fn ctx() -> Context<'static> {
+        Context { today: NaiveDate::from_ymd_opt(2026, 11, 24).expect("date"), tags: &[] }
+    }
+
+    fn answered(e: &Engine, q: &str, c: &Context<'_>) -> Option<String> {
+        match e.decide(q, c) {
+            Decision::Answer { best, .. } => Some(e.items()[best.item].key.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn colloquial_pinyin_and_typos_are_answered() {
+        let e = engine();
+        assert_eq!(answered(&e, "全电票咋开", &ctx()).as_deref(), Some("FP-1"));
+        assert_eq!(answered(&e, "geshui 汇算去哪办", &ctx()).as_deref(), Some("GS-1"));
+        assert_eq!(answered(&e, "发漂开错了要红冲", &ctx()).as_deref(), Some("FP-2"));
+    }
+
+    #[test]
+    fn out_of_scope_is_not_answered() {
+        let e = engine();
+        assert!(matches!(e.decide("今天济南天气怎么样", &ctx()), Decision::NoAnswer { .. }));
+        assert!(matches!(e.decide("讲个笑话", &ctx()), Decision::NoAnswer { .. }));
+    }
+
+    #[test]
+    fn other_provinces_are_referred_to_their_bureau() {
+        let e = engine();
+        assert_eq!(e.decide("广东电子税务局的数电发票怎么开具", &ctx()), Decision::OtherJurisdiction);
+        assert_eq!(answered(&e, "济南的企业数电发票怎么开具", &ctx()).as_deref(), Some("FP-1"));
+        // A move between provinces is still a Shandong question when Shandong is named.
+        assert!(!other_jurisdiction("从上海迁到山东的企业怎么开数电发票"));
+    }
+
+    #[test]
+    fn expired_items_and_other_audiences_are_never_answered() {
+        let e = engine();
+        let q = "2019年小规模纳税人免税政策";
+        assert!(e.rank(q, &ctx(), 5).iter().all(|c| e.items()[c.item].key != "OLD-1"));
+        let company = vec!["一般纳税人".to_owned()];
+        let as_company = Context { tags: &company, ..ctx() };
+        assert!(e.rank("自然人代开发票怎么办", &as_company, 5).iter().all(|c| e.items()[c.item].key != "ZR-1"));
+        let person = vec!["自然人".to_owned()];
+        let as_person = Context { tags: &person, ..ctx() };
+        assert_eq!(answered(&e, "自然人代开发票怎么办", &as_person).as_deref(), Some("ZR-1"));
+    }
+
+    #[test]
+    fn a_vague_question_gets_choices_not_a_guess() {
+        let e = engine();
+        match e.decide("发票", &ctx()) {
+            Decision::Clarify { candidates } | Decision::Suggest { candidates } => assert!(!candidates.is_empty()),
+            other => panic!("expected choices, got {other:?}"),
+        }
+    }
+}
