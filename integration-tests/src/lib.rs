@@ -75,6 +75,8 @@ impl Stack {
                 db: answer_db,
                 identity: id_cfg.clone(),
                 seed: zhengna_answer::SeedConfig { catalog_path: Some(zhengna_answer::bundled_catalog()) },
+                kafka: kafka.clone(),
+                refresh_secs: 1,
                 ..Default::default()
             },
             shutdown.clone(),

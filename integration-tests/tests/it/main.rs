@@ -2,6 +2,7 @@
 
 mod attachments;
 mod booking;
+mod favourites;
 mod flow;
 mod gateway_auth;
 mod grpc_web;

@@ -7,7 +7,9 @@ use zhengna_proto::answer::v1 as pb;
 
 use std::sync::Arc;
 
+use crate::SharedEngine;
 use crate::engine::{Candidate, Context, Decision, Engine};
+use crate::favourites::{Favourites, parse_item};
 use crate::kb::{Item, Kb};
 
 /// Longest question accepted (the widget input allows 300 characters).
@@ -15,12 +17,21 @@ const MAX_QUESTION_CHARS: usize = 300;
 
 pub struct AnswerApi {
     kb: Kb,
-    engine: Arc<Engine>,
+    shared: SharedEngine,
+    favourites: Favourites,
 }
 
 impl AnswerApi {
-    pub fn new(kb: Kb, engine: Arc<Engine>) -> Self {
-        Self { kb, engine }
+    pub fn new(kb: Kb, shared: SharedEngine, favourites: Favourites) -> Self {
+        Self { kb, shared, favourites }
+    }
+
+    /// The current index (a re-index swaps it whole; calls in flight keep theirs).
+    fn engine(&self) -> Arc<Engine> {
+        match self.shared.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The full answer for an item the engine (or the taxpayer's click) chose.
@@ -38,11 +49,11 @@ impl AnswerApi {
         Ok(Some(reply))
     }
 
-    fn suggestions(&self, candidates: &[Candidate]) -> Vec<pb::SuggestedQuestion> {
+    fn suggestions(engine: &Engine, candidates: &[Candidate]) -> Vec<pb::SuggestedQuestion> {
         candidates
             .iter()
             .map(|c| {
-                let item = &self.engine.items()[c.item];
+                let item = &engine.items()[c.item];
                 pb::SuggestedQuestion {
                     item_id: item.key.clone(),
                     question: item.question.clone(),
@@ -181,7 +192,8 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             zhengna_platform::Caller::Agent(_) => Vec::new(),
         };
         let ctx = Context { today, tags: &tags };
-        let decision = self.engine.decide(question, &ctx);
+        let engine = self.engine();
+        let decision = engine.decide(question, &ctx);
         let confidence = decision.confidence();
         let no_answer = |text: &str, suggestions| pb::AskResponse {
             decision: pb::Decision::NoAnswer as i32,
@@ -194,7 +206,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         };
         let reply = match &decision {
             Decision::Answer { best, .. } => {
-                let key = &self.engine.items()[best.item].key;
+                let key = &engine.items()[best.item].key;
                 match self.answer_item(key, today, confidence).await? {
                     Some(reply) => reply,
                     None => no_answer(NO_ANSWER_TEXT, Vec::new()),
@@ -209,7 +221,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
                     options: candidates
                         .iter()
                         .map(|c| {
-                            let item = &self.engine.items()[c.item];
+                            let item = &engine.items()[c.item];
                             pb::ClarificationOption { id: item.key.clone(), label: item.question.clone() }
                         })
                         .collect(),
@@ -221,7 +233,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             Decision::Suggest { candidates } => pb::AskResponse {
                 decision: pb::Decision::Suggest as i32,
                 text: "没有找到完全对应的答案，您是不是想问：".into(),
-                suggestions: self.suggestions(candidates),
+                suggestions: Self::suggestions(&engine, candidates),
                 offer_leave_message: true,
                 confidence,
                 ..Default::default()
@@ -231,6 +243,61 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         };
         metrics::counter!("zhengna_answer_decisions_total", "decision" => decision_name(&decision)).increment(1);
         Ok(Response::new(reply))
+    }
+
+    async fn add_favourite(
+        &self,
+        request: Request<pb::AddFavouriteRequest>,
+    ) -> Result<Response<pb::AddFavouriteResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let item = parse_item("item_id", &request.get_ref().item_id)?;
+        let today = zhengna_platform::time::shanghai_today();
+        let favourite = self.favourites.add(&tp.tax_id, item, today).await?;
+        Ok(Response::new(pb::AddFavouriteResponse { favourite: Some(favourite) }))
+    }
+
+    async fn remove_favourite(
+        &self,
+        request: Request<pb::RemoveFavouriteRequest>,
+    ) -> Result<Response<pb::RemoveFavouriteResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let item = parse_item("item_id", &request.get_ref().item_id)?;
+        Ok(Response::new(pb::RemoveFavouriteResponse { removed: self.favourites.remove(&tp.tax_id, item).await? }))
+    }
+
+    async fn list_favourites(
+        &self,
+        request: Request<pb::ListFavouritesRequest>,
+    ) -> Result<Response<pb::ListFavouritesResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let page = zhengna_platform::paging::Page::from_request(request.get_ref().page.as_ref())?;
+        let today = zhengna_platform::time::shanghai_today();
+        let (favourites, total) = self.favourites.list(&tp.tax_id, today, page.offset, page.size).await?;
+        Ok(Response::new(pb::ListFavouritesResponse { page: Some(page.response(favourites.len(), total)), favourites }))
+    }
+
+    async fn check_favourites(
+        &self,
+        request: Request<pb::CheckFavouritesRequest>,
+    ) -> Result<Response<pb::CheckFavouritesResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let r = request.get_ref();
+        if r.item_ids.len() > 100 {
+            return Err(ApiError::invalid("item_ids", "at most 100", "参数有误。").into());
+        }
+        let ids = r
+            .item_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| parse_item(&format!("item_ids[{i}]"), id))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(pb::CheckFavouritesResponse {
+            favourite_item_ids: self.favourites.check(&tp.tax_id, &ids).await?,
+        }))
     }
 }
 
@@ -244,12 +311,10 @@ fn decision_name(d: &Decision) -> &'static str {
     }
 }
 
-/// KB administration, moderation and speech arrive with the answering issue; until then
+/// Moderation and speech arrive later in the answering issue; until then
 /// every method answers UNIMPLEMENTED naming it.
 pub struct Later;
 
-#[tonic::async_trait]
-impl pb::knowledge_admin_service_server::KnowledgeAdminService for Later {}
 #[tonic::async_trait]
 impl pb::moderation_service_server::ModerationService for Later {}
 #[tonic::async_trait]

@@ -1,8 +1,10 @@
 //! 智能应答 — the answer service: the knowledge base and the bot's decision for each
 //! question (answer, clarify, suggest or no answer) by the matching engine ([`engine`]).
 
+mod admin;
 mod api;
 pub mod engine;
+mod favourites;
 pub mod kb;
 pub mod normalize;
 
@@ -29,6 +31,9 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub identity: IdentityConfig,
     pub seed: SeedConfig,
+    pub kafka: zhengna_platform::kafka::KafkaConfig,
+    /// Seconds between checks for KB changes (published or retired items) to re-index.
+    pub refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,6 +51,8 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             identity: IdentityConfig::default(),
             seed: SeedConfig::default(),
+            kafka: zhengna_platform::kafka::KafkaConfig::default(),
+            refresh_secs: 3,
         }
     }
 }
@@ -65,13 +72,79 @@ const TOPIC: &str = "intelligent answering (issue 3)";
 
 pub struct App {
     server: RunningServer,
+    relay: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
+}
+
+/// The engine in use; replaced whole when the KB changes.
+pub type SharedEngine = std::sync::Arc<std::sync::RwLock<std::sync::Arc<engine::Engine>>>;
+
+type KbState = (i64, Option<chrono::DateTime<chrono::Utc>>);
+
+/// A fingerprint of the KB: rebuild the index when it changes.
+async fn kb_state(pool: &sqlx::PgPool) -> Result<KbState, sqlx::Error> {
+    sqlx::query_as("SELECT count(*) FILTER (WHERE status = 'published'), max(updated_at) FROM kb_items")
+        .fetch_one(pool)
+        .await
+}
+
+async fn build_engine(kb: &kb::Kb) -> Result<engine::Engine, StartupError> {
+    let items = kb.engine_items().await.map_err(|e| StartupError::Other(format!("loading the KB: {e}")))?;
+    let started = std::time::Instant::now();
+    let engine = tokio::task::spawn_blocking(move || engine::Engine::build(items, &engine::Dicts::builtin()))
+        .await
+        .map_err(|e| StartupError::Other(format!("building the answer index: {e}")))?;
+    tracing::info!(
+        items = engine.items().len(),
+        variants = engine.variants(),
+        ms = started.elapsed().as_millis() as u64,
+        "answer index built"
+    );
+    Ok(engine)
+}
+
+/// Re-indexes when items are published or retired (on any replica).
+async fn refresh_forever(
+    kb: kb::Kb,
+    pool: sqlx::PgPool,
+    shared: SharedEngine,
+    mut state: KbState,
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let now = match kb_state(&pool).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "checking the KB for changes failed");
+                continue;
+            }
+        };
+        if now == state {
+            continue;
+        }
+        match build_engine(&kb).await {
+            Ok(e) => {
+                if let Ok(mut guard) = shared.write() {
+                    *guard = std::sync::Arc::new(e);
+                }
+                state = now;
+            }
+            Err(e) => tracing::warn!(error = %e, "re-indexing failed; answering from the previous index"),
+        }
+    }
 }
 
 impl App {
     pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         let pool = db::connect(&cfg.db, &MIGRATOR).await?;
-        let kb = kb::Kb::new(pool);
+        zhengna_platform::kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::ANSWER]).await?;
+        let relay = tokio::spawn(zhengna_platform::kafka::Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
+        let kb = kb::Kb::new(pool.clone());
         if let Some(path) = &cfg.seed.catalog_path {
             let imported = kb.seed_if_empty(path).await?;
             if imported > 0 {
@@ -84,22 +157,22 @@ impl App {
                 tracing::info!(applied, dir = %drafts.display(), "applied drafted answers");
             }
         }
-        let items = kb.engine_items().await.map_err(|e| StartupError::Other(format!("loading the KB: {e}")))?;
-        let started = std::time::Instant::now();
-        let engine = tokio::task::spawn_blocking(move || engine::Engine::build(items, &engine::Dicts::builtin()))
-            .await
-            .map_err(|e| StartupError::Other(format!("building the answer index: {e}")))?;
-        tracing::info!(
-            items = engine.items().len(),
-            variants = engine.variants(),
-            ms = started.elapsed().as_millis() as u64,
-            "answer index built"
-        );
+        let state = kb_state(&pool).await?;
+        let shared: SharedEngine =
+            std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(build_engine(&kb).await?)));
+        tokio::spawn(refresh_forever(
+            kb.clone(),
+            pool.clone(),
+            shared.clone(),
+            state,
+            std::time::Duration::from_secs(cfg.refresh_secs.max(1)),
+            shutdown.clone(),
+        ));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
-            api::AnswerApi::new(kb, std::sync::Arc::new(engine)),
+            api::AnswerApi::new(kb, shared, favourites::Favourites::new(pool.clone())),
         ))
-        .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(api::Later))
+        .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(admin::AdminApi::new(pool)))
         .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))
         .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(api::Later))
         .add_service(pb::speech_service_server::SpeechServiceServer::new(api::Later));
@@ -120,7 +193,7 @@ impl App {
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, shutdown })
+        Ok(Self { server, relay, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -133,6 +206,8 @@ impl App {
 
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         self.shutdown.cancelled().await;
-        self.server.stopped().await
+        let res = self.server.stopped().await;
+        let _ = self.relay.await;
+        res
     }
 }

@@ -68,6 +68,7 @@ pub fn notification_to_proto(r: &NotificationRow) -> pb::Notification {
         "appointment_cancelled" => pb::NotificationKind::AppointmentCancelled,
         "appointment_reminder" => pb::NotificationKind::AppointmentReminder,
         "appointment_failed" => pb::NotificationKind::AppointmentFailed,
+        "answer_changed" => pb::NotificationKind::AnswerChanged,
         _ => pb::NotificationKind::Unspecified,
     };
     pb::Notification {

@@ -5,6 +5,7 @@ use prost::Message as _;
 use sqlx::{Postgres, Transaction};
 use zhengna_platform::kafka::{Envelope, Handler, HandlerError};
 use zhengna_platform::time;
+use zhengna_proto::answer::v1 as answer;
 use zhengna_proto::appointment::v1 as appt;
 
 use crate::inbox::{self, NewNotification};
@@ -135,18 +136,46 @@ pub fn appointment_notice(event: &appt::AppointmentEvent) -> Option<NewNotificat
     }
 }
 
+/// 答案变更: an answer the taxpayer favourited was updated or withdrawn.
+pub fn answer_notice(event: &answer::AnswerEvent) -> Option<NewNotification> {
+    let answer::answer_event::Payload::FavouriteChanged(f) = event.payload.as_ref()? else { return None };
+    if f.taxpayer_id.is_empty() || f.item_id.is_empty() {
+        return None;
+    }
+    let body = if f.retired {
+        format!("您收藏的问题“{}”的答案已停用，相关政策或办理方式可能已经调整，请以最新答案为准。", f.question)
+    } else {
+        format!("您收藏的问题“{}”的答案已更新，点击查看最新内容。", f.question)
+    };
+    Some(NewNotification {
+        taxpayer_id: f.taxpayer_id.clone(),
+        category: "notice",
+        kind: "answer_changed",
+        title: "答案变更".into(),
+        body,
+        link_url: format!("/personal/favourites?item={}", f.item_id),
+        source_ref: f.item_id.clone(),
+    })
+}
+
 impl Handler for EventHandler {
     async fn handle<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,
         event: &'a Envelope,
     ) -> Result<(), HandlerError> {
-        if event.topic != zhengna_proto::topics::APPOINTMENT {
-            return Ok(());
-        }
-        let decoded = appt::AppointmentEvent::decode(event.payload.as_slice())
-            .map_err(|e| HandlerError::Permanent(format!("undecodable appointment event: {e}")))?;
-        if let Some(notice) = appointment_notice(&decoded) {
+        let notice = if event.topic == zhengna_proto::topics::APPOINTMENT {
+            let decoded = appt::AppointmentEvent::decode(event.payload.as_slice())
+                .map_err(|e| HandlerError::Permanent(format!("undecodable appointment event: {e}")))?;
+            appointment_notice(&decoded)
+        } else if event.topic == zhengna_proto::topics::ANSWER {
+            let decoded = answer::AnswerEvent::decode(event.payload.as_slice())
+                .map_err(|e| HandlerError::Permanent(format!("undecodable answer event: {e}")))?;
+            answer_notice(&decoded)
+        } else {
+            None
+        };
+        if let Some(notice) = notice {
             inbox::insert(tx, event.event_id, &notice).await?;
             tracing::info!(event_id = %event.event_id, kind = notice.kind, "notification created");
         }

@@ -75,13 +75,16 @@ pub struct App {
 impl App {
     pub async fn build(cfg: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         let pool = db::connect(&cfg.db, &MIGRATOR).await?;
-        kafka::ensure_topics(&cfg.kafka, &[zhengna_proto::topics::APPOINTMENT, zhengna_proto::topics::MESSAGING])
-            .await?;
+        kafka::ensure_topics(
+            &cfg.kafka,
+            &[zhengna_proto::topics::APPOINTMENT, zhengna_proto::topics::MESSAGING, zhengna_proto::topics::ANSWER],
+        )
+        .await?;
         let consumer = tokio::spawn(kafka::run_consumer(
             cfg.kafka.clone(),
             ConsumerOptions {
                 group: cfg.consumer_group.clone(),
-                topics: vec![zhengna_proto::topics::APPOINTMENT.to_owned()],
+                topics: vec![zhengna_proto::topics::APPOINTMENT.to_owned(), zhengna_proto::topics::ANSWER.to_owned()],
             },
             pool.clone(),
             events::EventHandler,

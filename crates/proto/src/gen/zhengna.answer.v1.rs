@@ -5806,7 +5806,7 @@ pub struct AnswerEvent {
     #[prost(message, optional, tag = "2")]
     pub occurred_at: ::core::option::Option<::prost_types::Timestamp>,
     /// The event.
-    #[prost(oneof = "answer_event::Payload", tags = "10, 11, 12, 13, 14")]
+    #[prost(oneof = "answer_event::Payload", tags = "10, 11, 12, 13, 14, 15")]
     pub payload: ::core::option::Option<answer_event::Payload>,
 }
 /// Nested message and enum types in `AnswerEvent`.
@@ -5824,7 +5824,36 @@ pub mod answer_event {
         ItemPublished(super::ItemPublished),
         #[prost(message, tag = "14")]
         ItemRetired(super::ItemRetired),
+        #[prost(message, tag = "15")]
+        FavouriteChanged(super::FavouriteChanged),
     }
+}
+/// An answer a taxpayer favourited (我的收藏) changed: a new version was published or the
+/// item was retired. One event per taxpayer who favourited it (key: the taxpayer), so the
+/// messaging service can send each of them a 答案变更 notice.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FavouriteChanged {
+    /// The taxpayer who favourited the answer.
+    #[prost(string, tag = "1")]
+    pub taxpayer_id: ::prost::alloc::string::String,
+    /// Knowledge item id.
+    #[prost(string, tag = "2")]
+    pub item_id: ::prost::alloc::string::String,
+    /// Catalog id, e.g. "GS-019".
+    #[prost(string, tag = "3")]
+    pub catalog_id: ::prost::alloc::string::String,
+    /// The standard question as it now reads.
+    #[prost(string, tag = "4")]
+    pub question: ::prost::alloc::string::String,
+    /// The item version after the change.
+    #[prost(int32, tag = "5")]
+    pub version: i32,
+    /// True when the item was retired rather than updated.
+    #[prost(bool, tag = "6")]
+    pub retired: bool,
+    /// Successor item of a retired one, if any.
+    #[prost(string, tag = "7")]
+    pub superseded_by: ::prost::alloc::string::String,
 }
 /// A question was answered by the bot. Feeds hot words, package rankings and analytics.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -369,6 +369,8 @@ pub enum NotificationKind {
     AppointmentReminder = 8,
     /// 预约失败: a bureau invitation was not answered before its slot.
     AppointmentFailed = 9,
+    /// 答案变更: an answer in 我的收藏 was updated or withdrawn; source_ref = item id.
+    AnswerChanged = 10,
 }
 impl NotificationKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -387,6 +389,7 @@ impl NotificationKind {
             Self::AppointmentCancelled => "NOTIFICATION_KIND_APPOINTMENT_CANCELLED",
             Self::AppointmentReminder => "NOTIFICATION_KIND_APPOINTMENT_REMINDER",
             Self::AppointmentFailed => "NOTIFICATION_KIND_APPOINTMENT_FAILED",
+            Self::AnswerChanged => "NOTIFICATION_KIND_ANSWER_CHANGED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -402,6 +405,7 @@ impl NotificationKind {
             "NOTIFICATION_KIND_APPOINTMENT_CANCELLED" => Some(Self::AppointmentCancelled),
             "NOTIFICATION_KIND_APPOINTMENT_REMINDER" => Some(Self::AppointmentReminder),
             "NOTIFICATION_KIND_APPOINTMENT_FAILED" => Some(Self::AppointmentFailed),
+            "NOTIFICATION_KIND_ANSWER_CHANGED" => Some(Self::AnswerChanged),
             _ => None,
         }
     }

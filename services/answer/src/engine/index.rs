@@ -66,6 +66,12 @@ impl Field {
         let id = *self.terms.get(term)?;
         Some((id, self.idf[id as usize]))
     }
+
+    /// Whether a term is too common to score (only in large KBs).
+    fn too_common(&self, id: u32) -> bool {
+        let df = self.postings[id as usize].len();
+        df > COMMON_FLOOR && df as f32 > COMMON_SHARE * self.doc_len.len() as f32
+    }
 }
 
 /// One indexed variant of an item.
@@ -84,9 +90,24 @@ pub struct Index {
     item_words: Vec<Vec<u32>>,
 }
 
-thread_local! {
-    static SCRATCH: RefCell<(Vec<f32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+/// Per-thread buffers reused across queries: variant scores, touched variants, per-item
+/// best and second-best scores, touched items.
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    touched: Vec<u32>,
+    best: Vec<(f32, f32)>,
+    items: Vec<u32>,
 }
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Terms in more variants than this share (and more than [`COMMON_FLOOR`]) carry almost no
+/// information and would dominate the work: they are skipped, like stop words.
+const COMMON_SHARE: f32 = 0.08;
+const COMMON_FLOOR: usize = 20_000;
 
 /// Distinct query terms with their counts.
 fn query_terms(tokens: &[String]) -> Vec<(&str, f32)> {
@@ -146,7 +167,11 @@ impl Index {
             for (t, _) in query_terms(tokens) {
                 // Unknown terms count as rare: a query full of words the KB never uses is a
                 // poor match, not a perfect one.
-                let idf = f.idf_of(t).map(|(_, i)| i).unwrap_or_else(|| ((f.doc_len.len() as f32) + 1.0).ln());
+                let idf = match f.idf_of(t) {
+                    Some((id, _)) if f.too_common(id) => continue,
+                    Some((_, idf)) => idf,
+                    None => ((f.doc_len.len() as f32) + 1.0).ln(),
+                };
                 total += w * idf;
             }
         }
@@ -179,14 +204,21 @@ impl Index {
     pub fn search(&self, q: &Analyzed, k: usize, keep: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
-            let (scores, touched) = &mut *guard;
+            let Scratch { scores, touched, best, items } = &mut *guard;
             if scores.len() < self.docs.len() {
                 scores.resize(self.docs.len(), 0.0);
             }
+            if best.len() < self.item_words.len() {
+                best.resize(self.item_words.len(), (0.0, 0.0));
+            }
             touched.clear();
+            items.clear();
             for ((f, tokens), w) in self.fields.iter().zip(streams(q)).zip(WEIGHTS) {
                 for (t, qtf) in query_terms(tokens) {
                     let Some((id, idf)) = f.idf_of(t) else { continue };
+                    if f.too_common(id) {
+                        continue;
+                    }
                     let weight = w * idf * qtf.min(2.0).sqrt();
                     for &(doc, tf) in &f.postings[id as usize] {
                         let len = f32::from(f.doc_len[doc as usize]);
@@ -202,22 +234,31 @@ impl Index {
             }
             // Per item: the best variant, plus a little of the second best (an item several
             // of whose phrasings match is likelier the one meant).
-            let mut best: HashMap<u32, (f32, f32)> = HashMap::with_capacity(touched.len().min(4096));
             for &doc in touched.iter() {
                 let info = self.docs[doc as usize];
                 let s = std::mem::take(&mut scores[doc as usize]) * info.weight;
-                if !keep(info.item) {
-                    continue;
+                let e = &mut best[info.item as usize];
+                if e.0 == 0.0 && e.1 == 0.0 {
+                    items.push(info.item);
                 }
-                let e = best.entry(info.item).or_insert((0.0, 0.0));
                 if s > e.0 {
                     *e = (s, e.0);
                 } else if s > e.1 {
                     e.1 = s;
                 }
             }
-            let mut ranked: Vec<(u32, f32)> =
-                best.into_iter().map(|(item, (a, b))| (item, a + SECOND_VARIANT * b)).collect();
+            let mut ranked: Vec<(u32, f32)> = Vec::with_capacity(items.len());
+            for &item in items.iter() {
+                let (a, b) = std::mem::take(&mut best[item as usize]);
+                ranked.push((item, a + SECOND_VARIANT * b));
+            }
+            // Audience and validity are checked only for the best few hundred.
+            let shortlist = (k * 8).max(64).min(ranked.len());
+            if shortlist > 0 && shortlist < ranked.len() {
+                ranked.select_nth_unstable_by(shortlist - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                ranked.truncate(shortlist);
+            }
+            ranked.retain(|(item, _)| keep(*item));
             let k = k.min(ranked.len());
             if k == 0 {
                 return Vec::new();
