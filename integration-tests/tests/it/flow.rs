@@ -323,3 +323,39 @@ async fn the_engine_answers_paraphrases_offers_choices_and_knows_its_province() 
     }
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unresolved_rounds_and_transfer_requests_propose_a_human() {
+    use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+    let stack = Stack::start().await;
+    let mut answers = AnswerServiceClient::new(stack.gateway_channel().await);
+    let token = stack.token("taxpayer-jinan");
+    let ask = |q: &str, conversation: &str| answer_pb::AskRequest {
+        question: q.into(),
+        conversation_id: conversation.into(),
+        ..Default::default()
+    };
+    // Three vague questions in a row: choices each time, a human proposed on the third.
+    let mut proposals = Vec::new();
+    for _ in 0..3 {
+        let r = answers.ask(authed(ask("发票", "conv-rounds"), &token)).await.expect("ask").into_inner();
+        assert_ne!(r.decision, answer_pb::Decision::Answer as i32);
+        proposals.push(r.suggest_transfer);
+    }
+    assert_eq!(proposals, [false, false, true]);
+    // An answer resets the count; another conversation has its own.
+    let r = answers.ask(authed(ask(CATALOG_QUESTION, "conv-rounds"), &token)).await.expect("ask").into_inner();
+    assert_eq!(r.decision, answer_pb::Decision::Answer as i32);
+    let r = answers.ask(authed(ask("发票", "conv-rounds"), &token)).await.expect("ask").into_inner();
+    assert!(!r.suggest_transfer);
+    let r = answers.ask(authed(ask("发票", "conv-other"), &token)).await.expect("ask").into_inner();
+    assert!(!r.suggest_transfer);
+
+    // Asking for a person is a transfer; asking about the human service is a question.
+    let r = answers.ask(authed(ask("我要转人工", ""), &token)).await.expect("ask").into_inner();
+    assert_eq!(r.decision, answer_pb::Decision::Transfer as i32);
+    assert!(r.suggest_transfer);
+    let r = answers.ask(authed(ask("人工客服几点上班", ""), &token)).await.expect("ask").into_inner();
+    assert_ne!(r.decision, answer_pb::Decision::Transfer as i32);
+    stack.stop().await;
+}

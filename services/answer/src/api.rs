@@ -19,11 +19,28 @@ pub struct AnswerApi {
     kb: Kb,
     shared: SharedEngine,
     favourites: Favourites,
+    unresolved_rounds: i32,
 }
 
 impl AnswerApi {
-    pub fn new(kb: Kb, shared: SharedEngine, favourites: Favourites) -> Self {
-        Self { kb, shared, favourites }
+    pub fn new(kb: Kb, shared: SharedEngine, favourites: Favourites, unresolved_rounds: i32) -> Self {
+        Self { kb, shared, favourites, unresolved_rounds }
+    }
+
+    /// Counts the round for the conversation and, after too many unresolved ones in a row,
+    /// proposes a human (提示转人工).
+    async fn count_round(&self, conversation_id: &str, reply: &mut pb::AskResponse) -> Result<(), ApiError> {
+        let conversation_id = conversation_id.trim();
+        if conversation_id.is_empty() || conversation_id.chars().count() > 64 {
+            return Ok(());
+        }
+        let resolved = reply.decision == pb::Decision::Answer as i32;
+        let unresolved = self.kb.record_round(conversation_id, resolved).await?;
+        if unresolved >= self.unresolved_rounds && !reply.suggest_transfer {
+            reply.suggest_transfer = true;
+            reply.text = format!("{}\n{MANY_ROUNDS_TEXT}", reply.text);
+        }
+        Ok(())
     }
 
     /// The current index (a re-index swaps it whole; calls in flight keep theirs).
@@ -66,6 +83,10 @@ impl AnswerApi {
 
 /// Node id of a clarification built from close candidates (options are item ids).
 const CANDIDATES_NODE: &str = "candidates";
+
+const MANY_ROUNDS_TEXT: &str = "您已连续几次没有找到满意的答案，可以点击“转人工”，由税务人员为您解答。";
+
+const TRANSFER_TEXT: &str = "好的，请点击“转人工”，税务人员将尽快为您服务。";
 
 const OTHER_JURISDICTION_TEXT: &str = "您好，这里解答山东省税务局管辖的涉税问题。其他省市税务机关的业务，请咨询当地税务机关或拨打当地12366纳税缴费服务热线。";
 
@@ -172,7 +193,10 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         };
         if let Some((field, id)) = chosen {
             return match self.answer_item(id, today, 1.0).await? {
-                Some(reply) => Ok(Response::new(reply)),
+                Some(mut reply) => {
+                    self.count_round(&r.conversation_id, &mut reply).await?;
+                    Ok(Response::new(reply))
+                }
                 None => Err(ApiError::invalid(field, "no such published item", "该问题已更新，请重新提问。").into()),
             };
         }
@@ -192,6 +216,16 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             zhengna_platform::Caller::Agent(_) => Vec::new(),
         };
         let ctx = Context { today, tags: &tags };
+        if crate::engine::transfer_intent(question) {
+            metrics::counter!("zhengna_answer_decisions_total", "decision" => "transfer").increment(1);
+            return Ok(Response::new(pb::AskResponse {
+                decision: pb::Decision::Transfer as i32,
+                text: TRANSFER_TEXT.into(),
+                suggest_transfer: true,
+                confidence: 1.0,
+                ..Default::default()
+            }));
+        }
         let engine = self.engine();
         let decision = engine.decide(question, &ctx);
         let confidence = decision.confidence();
@@ -242,6 +276,8 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             Decision::OtherJurisdiction => no_answer(OTHER_JURISDICTION_TEXT, Vec::new()),
         };
         metrics::counter!("zhengna_answer_decisions_total", "decision" => decision_name(&decision)).increment(1);
+        let mut reply = reply;
+        self.count_round(&r.conversation_id, &mut reply).await?;
         Ok(Response::new(reply))
     }
 

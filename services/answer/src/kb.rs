@@ -194,6 +194,21 @@ impl Kb {
             .collect())
     }
 
+    /// Records one round of a conversation; returns how many rounds in a row are now
+    /// unresolved (0 after an answer).
+    pub async fn record_round(&self, conversation_id: &str, resolved: bool) -> Result<i32, ApiError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO conversation_rounds (conversation_id, unresolved) VALUES ($1, CASE WHEN $2 THEN 0 ELSE 1 END)
+             ON CONFLICT (conversation_id) DO UPDATE
+                SET unresolved = CASE WHEN $2 THEN 0 ELSE conversation_rounds.unresolved + 1 END, updated_at = now()
+             RETURNING unresolved",
+        )
+        .bind(conversation_id)
+        .bind(resolved)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// A published item valid on `today`, by id.
     pub async fn by_id(&self, id: Uuid, today: NaiveDate) -> Result<Option<Item>, ApiError> {
         Ok(sqlx::query_as(

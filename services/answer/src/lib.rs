@@ -34,6 +34,8 @@ pub struct Config {
     pub kafka: zhengna_platform::kafka::KafkaConfig,
     /// Seconds between checks for KB changes (published or retired items) to re-index.
     pub refresh_secs: u64,
+    /// Unresolved rounds in a row after which the bot proposes a human (spec §1.4).
+    pub unresolved_rounds: i32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -53,6 +55,7 @@ impl Default for Config {
             seed: SeedConfig::default(),
             kafka: zhengna_platform::kafka::KafkaConfig::default(),
             refresh_secs: 3,
+            unresolved_rounds: 3,
         }
     }
 }
@@ -170,7 +173,7 @@ impl App {
         ));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
-            api::AnswerApi::new(kb, shared, favourites::Favourites::new(pool.clone())),
+            api::AnswerApi::new(kb, shared, favourites::Favourites::new(pool.clone()), cfg.unresolved_rounds.max(1)),
         ))
         .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(admin::AdminApi::new(pool)))
         .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))

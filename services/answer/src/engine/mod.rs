@@ -299,6 +299,46 @@ const SHANDONG: &[&str] = &[
     "德州", "聊城", "滨州", "菏泽",
 ];
 
+/// Phrases asking for a person (转人工, 人工客服, 找真人…), from `seed/dict/transfer_intent.txt`.
+fn transfer_phrases() -> &'static [String] {
+    static PHRASES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    PHRASES.get_or_init(|| {
+        let mut v: Vec<String> = include_str!("../../seed/dict/transfer_intent.txt")
+            .lines()
+            .map(|l| analyzer::normalize(l.trim()).replace(' ', ""))
+            .filter(|l| !l.is_empty())
+            .collect();
+        // Longest first, so 人工客服 is removed whole rather than 人工.
+        v.sort_by_key(|p| std::cmp::Reverse(p.chars().count()));
+        v
+    })
+}
+
+/// Words that make a sentence a question about the human service rather than a request
+/// for it ("人工客服几点上班").
+const ABOUT_THE_SERVICE: &[&str] =
+    &["几点", "时间", "电话", "号码", "怎么", "如何", "什么", "多久", "哪", "上班", "下班", "工作日", "周末", "收费"];
+
+/// Whether the taxpayer asks to be put through to a person (§3.1): a transfer phrase with
+/// little else, and nothing that makes it a question about the service.
+pub fn transfer_intent(question: &str) -> bool {
+    let text = analyzer::normalize(question).replace(' ', "");
+    let Some(phrase) = transfer_phrases().iter().find(|p| text.contains(p.as_str())) else { return false };
+    if ABOUT_THE_SERVICE.iter().any(|w| text.contains(w)) {
+        return false;
+    }
+    let rest = text.replacen(phrase.as_str(), "", 1);
+    let filler = [
+        "我", "要", "想", "请", "帮我", "给我", "麻烦", "你好", "您好", "谢谢", "吧", "呀", "啊", "呢", "吗", "了",
+        "快", "点", "直接",
+    ];
+    let mut left = rest;
+    for f in filler {
+        left = left.replace(f, "");
+    }
+    left.chars().count() <= 2
+}
+
 /// Whether a (normalised) question is about another province's bureau.
 fn other_jurisdiction(text: &str) -> bool {
     ELSEWHERE.iter().any(|p| text.contains(p)) && !SHANDONG.iter().any(|p| text.contains(p))
@@ -361,6 +401,18 @@ mod tests {
         let e = engine();
         assert!(matches!(e.decide("今天济南天气怎么样", &ctx()), Decision::NoAnswer { .. }));
         assert!(matches!(e.decide("讲个笑话", &ctx()), Decision::NoAnswer { .. }));
+    }
+
+    #[test]
+    fn transfer_requests_are_told_from_questions_about_the_service() {
+        for yes in ["转人工", "我要人工客服", "请帮我转人工服务", "不要机器人", "找真人", "人工！人工！"]
+        {
+            assert!(transfer_intent(yes), "{yes}");
+        }
+        for no in ["人工客服几点上班", "人工服务电话是多少", "数电发票怎么开具", "个税汇算"]
+        {
+            assert!(!transfer_intent(no), "{no}");
+        }
     }
 
     #[test]
