@@ -298,8 +298,9 @@ async fn the_engine_answers_paraphrases_offers_choices_and_knows_its_province() 
     assert!(!answer.citations.is_empty(), "with its policy basis");
     assert!(reply.confidence > 0.5 && reply.confidence <= 1.0);
 
-    // A bare topic word gets choices, and choosing one answers it.
-    let vague = answers.ask(authed(ask("发票"), &token)).await.expect("ask").into_inner();
+    // A bare topic word without a clarification tree gets the close candidates as choices,
+    // and choosing one answers it.
+    let vague = answers.ask(authed(ask("电子税务局"), &token)).await.expect("ask").into_inner();
     assert!(
         vague.decision == answer_pb::Decision::Clarify as i32 || vague.decision == answer_pb::Decision::Suggest as i32,
         "{vague:?}"
@@ -357,5 +358,122 @@ async fn unresolved_rounds_and_transfer_requests_propose_a_human() {
     assert!(r.suggest_transfer);
     let r = answers.ask(authed(ask("人工客服几点上班", ""), &token)).await.expect("ask").into_inner();
     assert_ne!(r.decision, answer_pb::Decision::Transfer as i32);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feedback_once_with_reason_and_autocomplete_while_typing() {
+    use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+    let stack = Stack::start().await;
+    let mut answers = AnswerServiceClient::new(stack.gateway_channel().await);
+    let token = stack.token("taxpayer-jinan");
+    let reply = answers
+        .ask(authed(
+            answer_pb::AskRequest {
+                question: CATALOG_QUESTION.into(),
+                conversation_id: "conv-fb".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("ask")
+        .into_inner();
+    assert!(!reply.reply_id.is_empty());
+    let feedback = |verdict: answer_pb::FeedbackVerdict, reason: answer_pb::FeedbackReason, comment: &str| {
+        answer_pb::SubmitFeedbackRequest {
+            reply_id: reply.reply_id.clone(),
+            verdict: verdict as i32,
+            reason: reason as i32,
+            comment: comment.into(),
+            ..Default::default()
+        }
+    };
+    use answer_pb::{FeedbackReason as R, FeedbackVerdict as V};
+    // Another taxpayer cannot rate this reply; OTHER needs its text.
+    let err = answers
+        .submit_feedback(authed(feedback(V::Useless, R::Unspecified, ""), &stack.token("taxpayer-qingdao")))
+        .await
+        .expect_err("not theirs");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = answers.submit_feedback(authed(feedback(V::Useless, R::Other, ""), &token)).await.expect_err("x");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    // 无用 → the reason form → the reason, once; nothing after that.
+    let first = answers
+        .submit_feedback(authed(feedback(V::Useless, R::Unspecified, ""), &token))
+        .await
+        .expect("useless")
+        .into_inner();
+    assert!(first.show_reason_form);
+    let second = answers
+        .submit_feedback(authed(feedback(V::Useless, R::Irrelevant, "问的是扫码登录"), &token))
+        .await
+        .expect("reason")
+        .into_inner();
+    assert!(!second.show_reason_form);
+    assert_eq!(second.feedback.expect("feedback").reason, R::Irrelevant as i32);
+    let err = answers.submit_feedback(authed(feedback(V::Useful, R::Unspecified, ""), &token)).await.expect_err("once");
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+
+    // 智能联想: typed Chinese and initials, ≤ 10, with highlights.
+    let typed = answers
+        .suggest_questions(authed(answer_pb::SuggestQuestionsRequest { text: "电子税务局".into(), limit: 0 }, &token))
+        .await
+        .expect("suggest")
+        .into_inner()
+        .suggestions;
+    assert!(!typed.is_empty() && typed.len() <= 10);
+    assert!(typed[0].question.contains("电子税务局"));
+    assert_eq!(typed[0].highlights.len(), 1);
+    let initials = answers
+        .suggest_questions(authed(answer_pb::SuggestQuestionsRequest { text: "dzswj".into(), limit: 5 }, &token))
+        .await
+        .expect("suggest")
+        .into_inner()
+        .suggestions;
+    assert!(!initials.is_empty() && initials.len() <= 5);
+    // Initials first, then fuzzy matches through the pinyin of KB terms.
+    assert!(initials[..3].iter().all(|s| s.question.starts_with("电子税务局")), "{initials:?}");
+    assert!(initials.iter().all(|s| s.question.contains("电子税务局")), "{initials:?}");
+    let err = answers
+        .suggest_questions(authed(answer_pb::SuggestQuestionsRequest { text: "x".into(), limit: 11 }, &token))
+        .await
+        .expect_err("limit");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_level_clarification_is_walked_to_an_answer() {
+    use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+    let stack = Stack::start().await;
+    let mut answers = AnswerServiceClient::new(stack.gateway_channel().await);
+    let token = stack.token("taxpayer-jinan");
+    let first = answers
+        .ask(authed(answer_pb::AskRequest { question: "发票".into(), ..Default::default() }, &token))
+        .await
+        .expect("ask")
+        .into_inner();
+    assert_eq!(first.decision, answer_pb::Decision::Clarify as i32);
+    let c = first.clarification.expect("clarification");
+    assert_eq!((c.prompt.as_str(), c.round), ("请问您想咨询发票的哪方面问题？", 1));
+    let pick = |node: &str, option: &str| answer_pb::AskRequest {
+        clarification_node_id: node.into(),
+        selected_option_id: option.into(),
+        ..Default::default()
+    };
+    // 开具发票 → 开票时遇到的是哪类问题？ → 在哪开、怎么开 → FP-001.
+    let open = c.options.iter().find(|o| o.label == "开具发票").expect("option");
+    let second = answers.ask(authed(pick(&c.node_id, &open.id), &token)).await.expect("choose").into_inner();
+    assert_eq!(second.decision, answer_pb::Decision::Clarify as i32);
+    let c2 = second.clarification.expect("second level");
+    assert_eq!(c2.round, 2);
+    let how = c2.options.iter().find(|o| o.label == "在哪开、怎么开").expect("option");
+    let answer = answers.ask(authed(pick(&c2.node_id, &how.id), &token)).await.expect("choose").into_inner();
+    assert_eq!(answer.decision, answer_pb::Decision::Answer as i32);
+    assert_eq!(answer.answer.expect("answer").catalog_id, "FP-001");
+    // A made-up option is a clear error, not a guess.
+    let err = answers.ask(authed(pick(&c2.node_id, "42"), &token)).await.expect_err("bad option");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
     stack.stop().await;
 }

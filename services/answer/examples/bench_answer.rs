@@ -187,6 +187,28 @@ fn speed(name: &str, engine: &Engine, queries: &[String], ctx: &Context<'_>) {
     );
 }
 
+/// Speed of autocomplete over the first 2-4 characters of each query.
+fn typeahead_speed(name: &str, engine: &Engine, queries: &[String], ctx: &Context<'_>) {
+    let prefixes: Vec<String> =
+        queries.iter().enumerate().map(|(i, q)| q.chars().take(2 + i % 3).collect::<String>()).collect();
+    let mut lat = Vec::with_capacity(prefixes.len());
+    let start = Instant::now();
+    for p in &prefixes {
+        let t = Instant::now();
+        std::hint::black_box(engine.autocomplete(p, ctx, 10));
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let total = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "{name} autocomplete: calls={} per_s_one_core={:.0} p50_ms={:.3} p99_ms={:.3}",
+        prefixes.len(),
+        prefixes.len() as f64 / total,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+}
+
 /// A synthetic KB: catalog questions recombined with other items' keywords and a variant
 /// number, so vocabulary and posting lengths grow like a real provincial KB's would.
 fn synthetic(base: &[EngineItem], n: usize) -> Vec<EngineItem> {
@@ -266,6 +288,7 @@ fn main() {
     let asks: Vec<String> =
         dev_q.iter().chain(&heldout).chain(&oos).map(|q| q.query.clone()).cycle().take(20_000).collect();
     speed("seed KB", &engine, &asks, &ctx);
+    typeahead_speed("seed KB", &engine, &asks[..5000], &ctx);
     let base = seed_items();
     let before = rss_mb();
     let t = Instant::now();
@@ -279,6 +302,7 @@ fn main() {
         rss_mb() - before
     );
     speed("100k KB", &big, &asks[..5000], &ctx);
+    typeahead_speed("100k KB", &big, &asks[..2000], &ctx);
     let s = evaluate(&engine, &dev_q.into_iter().chain(heldout).chain(oos).collect::<Vec<_>>(), &ctx, false);
     println!(
         "top1={:.3} top3={:.3} confident_wrong={:.3}",

@@ -10,21 +10,53 @@ use std::sync::Arc;
 use crate::SharedEngine;
 use crate::engine::{Candidate, Context, Decision, Engine};
 use crate::favourites::{Favourites, parse_item};
+use crate::feedback::FeedbackStore;
 use crate::kb::{Item, Kb};
 
 /// Longest question accepted (the widget input allows 300 characters).
 const MAX_QUESTION_CHARS: usize = 300;
 
 pub struct AnswerApi {
+    trees: crate::clarify::Trees,
     kb: Kb,
     shared: SharedEngine,
     favourites: Favourites,
+    feedback: FeedbackStore,
     unresolved_rounds: i32,
 }
 
 impl AnswerApi {
-    pub fn new(kb: Kb, shared: SharedEngine, favourites: Favourites, unresolved_rounds: i32) -> Self {
-        Self { kb, shared, favourites, unresolved_rounds }
+    pub fn new(
+        kb: Kb,
+        shared: SharedEngine,
+        favourites: Favourites,
+        feedback: FeedbackStore,
+        unresolved_rounds: i32,
+    ) -> Self {
+        Self { trees: crate::clarify::Trees::builtin(), kb, shared, favourites, feedback, unresolved_rounds }
+    }
+
+    /// Counts the round, logs the reply and gives it its id (feedback refers to it).
+    async fn finish(
+        &self,
+        caller: &zhengna_platform::Caller,
+        r: &pb::AskRequest,
+        decision: &str,
+        mut reply: pb::AskResponse,
+    ) -> Result<Response<pb::AskResponse>, Status> {
+        self.count_round(&r.conversation_id, &mut reply).await?;
+        let who = match caller {
+            zhengna_platform::Caller::Taxpayer(t) => t.tax_id.clone(),
+            zhengna_platform::Caller::Agent(_) => caller.subject(),
+        };
+        let item = reply.answer.as_ref().and_then(|a| uuid::Uuid::parse_str(&a.item_id).ok());
+        let id = self
+            .kb
+            .log_reply(&who, r.conversation_id.trim(), r.question.trim(), decision, item, reply.confidence)
+            .await?;
+        reply.reply_id = id.to_string();
+        metrics::counter!("zhengna_answer_decisions_total", "decision" => decision.to_owned()).increment(1);
+        Ok(Response::new(reply))
     }
 
     /// Counts the round for the conversation and, after too many unresolved ones in a row,
@@ -193,12 +225,33 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         };
         if let Some((field, id)) = chosen {
             return match self.answer_item(id, today, 1.0).await? {
-                Some(mut reply) => {
-                    self.count_round(&r.conversation_id, &mut reply).await?;
-                    Ok(Response::new(reply))
-                }
+                Some(reply) => self.finish(&caller, &r, "answer", reply).await,
                 None => Err(ApiError::invalid(field, "no such published item", "该问题已更新，请重新提问。").into()),
             };
+        }
+        // 多轮互动: an option of a clarification tree leads further down or to an answer.
+        if crate::clarify::Trees::is_tree_node(&r.clarification_node_id) {
+            let next = self.trees.choose(&r.clarification_node_id, r.selected_option_id.trim()).ok_or_else(|| {
+                ApiError::invalid("selected_option_id", "no such option at this node", "该选项已失效，请重新提问。")
+            })?;
+            let reply = match next {
+                crate::clarify::Next::Ask { node_id, node, depth } => tree_reply(node_id, node, depth),
+                crate::clarify::Next::Answer { catalog_id } => {
+                    let key = self.engine().by_catalog(catalog_id).map(|i| i.key.clone()).unwrap_or_default();
+                    match self.answer_item(&key, today, 1.0).await? {
+                        Some(reply) => reply,
+                        None => pb::AskResponse {
+                            decision: pb::Decision::NoAnswer as i32,
+                            text: NO_ANSWER_TEXT.into(),
+                            offer_leave_message: true,
+                            suggest_transfer: true,
+                            ..Default::default()
+                        },
+                    }
+                }
+            };
+            let name = if reply.decision == pb::Decision::Answer as i32 { "answer" } else { "clarify" };
+            return self.finish(&caller, &r, name, reply).await;
         }
         if question.is_empty() {
             return Err(ApiError::invalid("question", "must not be empty", "请输入您要咨询的问题。").into());
@@ -217,14 +270,17 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         };
         let ctx = Context { today, tags: &tags };
         if crate::engine::transfer_intent(question) {
-            metrics::counter!("zhengna_answer_decisions_total", "decision" => "transfer").increment(1);
-            return Ok(Response::new(pb::AskResponse {
+            let reply = pb::AskResponse {
                 decision: pb::Decision::Transfer as i32,
                 text: TRANSFER_TEXT.into(),
                 suggest_transfer: true,
                 confidence: 1.0,
                 ..Default::default()
-            }));
+            };
+            return self.finish(&caller, &r, "transfer", reply).await;
+        }
+        if let Some((node_id, node)) = self.trees.for_input(question) {
+            return self.finish(&caller, &r, "clarify", tree_reply(node_id, node, 0)).await;
         }
         let engine = self.engine();
         let decision = engine.decide(question, &ctx);
@@ -275,10 +331,60 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             Decision::NoAnswer { .. } => no_answer(NO_ANSWER_TEXT, Vec::new()),
             Decision::OtherJurisdiction => no_answer(OTHER_JURISDICTION_TEXT, Vec::new()),
         };
-        metrics::counter!("zhengna_answer_decisions_total", "decision" => decision_name(&decision)).increment(1);
-        let mut reply = reply;
-        self.count_round(&r.conversation_id, &mut reply).await?;
-        Ok(Response::new(reply))
+        self.finish(&caller, &r, decision_name(&decision), reply).await
+    }
+
+    async fn submit_feedback(
+        &self,
+        request: Request<pb::SubmitFeedbackRequest>,
+    ) -> Result<Response<pb::SubmitFeedbackResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let tp = caller.taxpayer()?;
+        let out = self.feedback.submit(&tp.tax_id, request.get_ref()).await?;
+        Ok(Response::new(pb::SubmitFeedbackResponse {
+            feedback: Some(out.feedback),
+            prompt: out.prompt,
+            show_reason_form: out.show_reason_form,
+            suggest_transfer: out.suggest_transfer,
+        }))
+    }
+
+    async fn suggest_questions(
+        &self,
+        request: Request<pb::SuggestQuestionsRequest>,
+    ) -> Result<Response<pb::SuggestQuestionsResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let r = request.get_ref();
+        if r.text.chars().count() > MAX_QUESTION_CHARS {
+            return Err(ApiError::invalid("text", "at most 300 characters", "输入内容过长。").into());
+        }
+        if !(0..=10).contains(&r.limit) {
+            return Err(ApiError::invalid("limit", "0 to 10", "参数有误。").into());
+        }
+        let limit = if r.limit == 0 { 10 } else { r.limit as usize };
+        let tags: Vec<String> = match &caller {
+            zhengna_platform::Caller::Taxpayer(t) => t.tags.clone(),
+            zhengna_platform::Caller::Agent(_) => Vec::new(),
+        };
+        let ctx = Context { today: zhengna_platform::time::shanghai_today(), tags: &tags };
+        let engine = self.engine();
+        let suggestions = engine
+            .autocomplete(&r.text, &ctx, limit)
+            .into_iter()
+            .map(|c| {
+                let item = &engine.items()[c.item];
+                pb::SuggestedQuestion {
+                    item_id: item.key.clone(),
+                    question: item.question.clone(),
+                    highlights: c
+                        .highlight
+                        .map(|(s, e)| pb::TextSpan { start: s as i32, end: e as i32 })
+                        .into_iter()
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::SuggestQuestionsResponse { suggestions }))
     }
 
     async fn add_favourite(
@@ -334,6 +440,27 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         Ok(Response::new(pb::CheckFavouritesResponse {
             favourite_item_ids: self.favourites.check(&tp.tax_id, &ids).await?,
         }))
+    }
+}
+
+/// A clarification question from a tree node.
+fn tree_reply(node_id: String, node: &crate::clarify::Node, depth: usize) -> pb::AskResponse {
+    pb::AskResponse {
+        decision: pb::Decision::Clarify as i32,
+        text: node.prompt.clone(),
+        clarification: Some(pb::Clarification {
+            prompt: node.prompt.clone(),
+            node_id,
+            options: node
+                .options
+                .iter()
+                .enumerate()
+                .map(|(i, o)| pb::ClarificationOption { id: i.to_string(), label: o.label.clone() })
+                .collect(),
+            round: i32::try_from(depth + 1).unwrap_or(i32::MAX),
+        }),
+        confidence: 1.0,
+        ..Default::default()
     }
 }
 

@@ -168,16 +168,19 @@ impl Kb {
             Option<NaiveDate>,
             sqlx::types::Json<Vec<String>>,
             String,
+            i64,
         )> = sqlx::query_as(
-            "SELECT id, catalog_id, topic, question, similar_questions, keywords, audience, valid_from, valid_to,
-                    facts, summary
-             FROM kb_items WHERE status = 'published' ORDER BY catalog_id, id",
+            "SELECT i.id, i.catalog_id, i.topic, i.question, i.similar_questions, i.keywords, i.audience, i.valid_from,
+                    i.valid_to, i.facts, i.summary,
+                    (SELECT count(*) FROM replies r
+                     WHERE r.item_id = i.id AND r.created_at > now() - interval '30 days') AS asked
+             FROM kb_items i WHERE i.status = 'published' ORDER BY i.catalog_id, i.id",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, catalog, topic, question, similar, keywords, audience, from, to, facts, summary)| {
+            .map(|(id, catalog, topic, question, similar, keywords, audience, from, to, facts, summary, asked)| {
                 crate::engine::EngineItem {
                     key: id.to_string(),
                     catalog_id: catalog.unwrap_or_default(),
@@ -189,6 +192,7 @@ impl Kb {
                     audience,
                     valid_from: from,
                     valid_to: to,
+                    popularity: u32::try_from(asked).unwrap_or(u32::MAX),
                 }
             })
             .collect())
@@ -207,6 +211,33 @@ impl Kb {
         .bind(resolved)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// Logs a reply (the ask log) and returns its id.
+    pub async fn log_reply(
+        &self,
+        taxpayer: &str,
+        conversation_id: &str,
+        question: &str,
+        decision: &str,
+        item: Option<Uuid>,
+        confidence: f32,
+    ) -> Result<Uuid, ApiError> {
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO replies (id, taxpayer_id, conversation_id, question, decision, item_id, confidence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(taxpayer)
+        .bind(conversation_id.chars().take(64).collect::<String>())
+        .bind(question)
+        .bind(decision)
+        .bind(item)
+        .bind(confidence)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
     }
 
     /// A published item valid on `today`, by id.

@@ -3,8 +3,10 @@
 
 mod admin;
 mod api;
+mod clarify;
 pub mod engine;
 mod favourites;
+mod feedback;
 pub mod kb;
 pub mod normalize;
 
@@ -115,6 +117,9 @@ async fn refresh_forever(
     every: std::time::Duration,
     shutdown: CancellationToken,
 ) {
+    // Popularity (autocomplete order) comes from the ask log: refresh it now and then even
+    // when the KB does not change.
+    let mut built = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -127,7 +132,7 @@ async fn refresh_forever(
                 continue;
             }
         };
-        if now == state {
+        if now == state && built.elapsed() < std::time::Duration::from_secs(600) {
             continue;
         }
         match build_engine(&kb).await {
@@ -136,6 +141,7 @@ async fn refresh_forever(
                     *guard = std::sync::Arc::new(e);
                 }
                 state = now;
+                built = std::time::Instant::now();
             }
             Err(e) => tracing::warn!(error = %e, "re-indexing failed; answering from the previous index"),
         }
@@ -173,7 +179,13 @@ impl App {
         ));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
-            api::AnswerApi::new(kb, shared, favourites::Favourites::new(pool.clone()), cfg.unresolved_rounds.max(1)),
+            api::AnswerApi::new(
+                kb,
+                shared,
+                favourites::Favourites::new(pool.clone()),
+                feedback::FeedbackStore::new(pool.clone()),
+                cfg.unresolved_rounds.max(1),
+            ),
         ))
         .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(admin::AdminApi::new(pool)))
         .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))

@@ -34,6 +34,38 @@ pub struct EngineItem {
     pub audience: Vec<String>,
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,
+    /// Times asked recently (ranks autocomplete suggestions).
+    pub popularity: u32,
+}
+
+/// What autocomplete matches typed text against, per item.
+struct Typeahead {
+    /// The standard question normalised, without spaces.
+    text: String,
+    /// Pinyin of its Chinese characters, concatenated, and their initials.
+    pinyin: String,
+    initials: String,
+}
+
+impl Typeahead {
+    fn new(question: &str) -> Self {
+        use pinyin::ToPinyin;
+        let text = analyzer::normalize(question).replace(' ', "");
+        let mut pinyin = String::new();
+        let mut initials = String::new();
+        for p in text.as_str().to_pinyin().flatten() {
+            pinyin.push_str(p.plain());
+            initials.push_str(p.first_letter());
+        }
+        Self { text, pinyin, initials }
+    }
+}
+
+/// One autocomplete suggestion: the item and the matched character range of its question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub item: usize,
+    pub highlight: Option<(usize, usize)>,
 }
 
 /// Weight of the answer-content variant against the question variants.
@@ -116,6 +148,7 @@ pub struct Engine {
     analyzer: Analyzer,
     index: Index,
     items: Vec<EngineItem>,
+    typeahead: Vec<Typeahead>,
     by_key: HashMap<String, usize>,
     pub thresholds: Thresholds,
 }
@@ -145,7 +178,8 @@ impl Engine {
         }
         index.finish();
         let by_key = items.iter().enumerate().map(|(i, it)| (it.key.clone(), i)).collect();
-        Self { analyzer, index, items, by_key, thresholds: Thresholds::default() }
+        let typeahead = items.iter().map(|i| Typeahead::new(&i.question)).collect();
+        Self { analyzer, index, items, typeahead, by_key, thresholds: Thresholds::default() }
     }
 
     pub fn items(&self) -> &[EngineItem] {
@@ -154,6 +188,11 @@ impl Engine {
 
     pub fn item(&self, key: &str) -> Option<&EngineItem> {
         self.by_key.get(key).map(|i| &self.items[*i])
+    }
+
+    /// The published item with this catalog id.
+    pub fn by_catalog(&self, catalog_id: &str) -> Option<&EngineItem> {
+        self.items.iter().find(|i| i.catalog_id == catalog_id)
     }
 
     pub fn variants(&self) -> usize {
@@ -188,6 +227,61 @@ impl Engine {
                 Candidate { item: item as usize, score, quality: (fit * coverage).sqrt() }
             })
             .collect()
+    }
+
+    /// 智能联想 while typing (§1.8): standard questions containing the typed text, or whose
+    /// pinyin or initials start with typed Latin letters, most asked first; topped up with
+    /// the best fuzzy matches.
+    pub fn autocomplete(&self, typed: &str, ctx: &Context<'_>, limit: usize) -> Vec<Completion> {
+        let text = analyzer::normalize(typed).replace(' ', "");
+        if text.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        let latin = text.chars().all(|c| c.is_ascii_alphanumeric());
+        let mut hits: Vec<(usize, usize)> = Vec::new(); // (item, match position)
+        let finder = memchr::memmem::Finder::new(text.as_bytes());
+        for (i, t) in self.typeahead.iter().enumerate() {
+            let pos = if latin {
+                (t.initials.starts_with(&text) || t.pinyin.starts_with(&text)).then_some(0)
+            } else {
+                finder.find(t.text.as_bytes())
+            };
+            if let Some(pos) = pos
+                && self.visible(&self.items[i], ctx)
+            {
+                hits.push((i, pos));
+            }
+        }
+        let order = |a: &(usize, usize), b: &(usize, usize)| {
+            let (ia, ib) = (&self.items[a.0], &self.items[b.0]);
+            ib.popularity
+                .cmp(&ia.popularity)
+                .then((a.1 > 0).cmp(&(b.1 > 0)))
+                .then(ia.question.len().cmp(&ib.question.len()))
+                .then(a.0.cmp(&b.0))
+        };
+        // Only the best `limit` need ordering.
+        if hits.len() > limit {
+            hits.select_nth_unstable_by(limit - 1, order);
+            hits.truncate(limit);
+        }
+        hits.sort_by(order);
+        let mut out: Vec<Completion> = hits
+            .into_iter()
+            .take(limit)
+            .map(|(item, _)| Completion { item, highlight: highlight(&self.items[item].question, typed) })
+            .collect();
+        if out.len() < limit && text.chars().count() >= 2 {
+            for c in self.rank(typed, ctx, limit * 2) {
+                if out.len() >= limit {
+                    break;
+                }
+                if c.quality >= self.thresholds.suggest && !out.iter().any(|o| o.item == c.item) {
+                    out.push(Completion { item: c.item, highlight: highlight(&self.items[c.item].question, typed) });
+                }
+            }
+        }
+        out
     }
 
     /// One decision for a question.
@@ -299,6 +393,17 @@ const SHANDONG: &[&str] = &[
     "德州", "聊城", "滨州", "菏泽",
 ];
 
+/// Where `typed` occurs in `question`, in characters, for highlighting.
+fn highlight(question: &str, typed: &str) -> Option<(usize, usize)> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return None;
+    }
+    let byte = question.find(typed)?;
+    let start = question[..byte].chars().count();
+    Some((start, start + typed.chars().count()))
+}
+
 /// Phrases asking for a person (转人工, 人工客服, 找真人…), from `seed/dict/transfer_intent.txt`.
 fn transfer_phrases() -> &'static [String] {
     static PHRASES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -401,6 +506,27 @@ mod tests {
         let e = engine();
         assert!(matches!(e.decide("今天济南天气怎么样", &ctx()), Decision::NoAnswer { .. }));
         assert!(matches!(e.decide("讲个笑话", &ctx()), Decision::NoAnswer { .. }));
+    }
+
+    #[test]
+    fn autocomplete_by_text_pinyin_and_initials_most_asked_first() {
+        let mut items = vec![
+            item("FP-1", "数电发票怎么开具？", &[]),
+            item("FP-2", "发票开错了怎么红冲？", &[]),
+            item("GS-1", "个人所得税年度汇算怎么办理？", &[]),
+        ];
+        items[1].popularity = 10;
+        let e = Engine::build(items, &Dicts::builtin());
+        let keys = |typed: &str| -> Vec<String> {
+            e.autocomplete(typed, &ctx(), 10).iter().map(|c| e.items()[c.item].key.clone()).collect()
+        };
+        assert_eq!(keys("发票")[..2], ["FP-2".to_owned(), "FP-1".to_owned()], "most asked first");
+        assert_eq!(keys("grsds")[0], "GS-1");
+        assert_eq!(keys("geren")[0], "GS-1");
+        let c = e.autocomplete("红冲", &ctx(), 10);
+        assert_eq!(c[0].highlight, Some((7, 9)));
+        assert!(e.autocomplete("", &ctx(), 10).is_empty());
+        assert!(e.autocomplete("发票", &ctx(), 1).len() == 1);
     }
 
     #[test]
