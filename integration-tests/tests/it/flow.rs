@@ -477,3 +477,76 @@ async fn a_two_level_clarification_is_walked_to_an_answer() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agitated_taxpayer_is_soothed_and_insults_are_masked_on_record() {
+    use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+    use zhengna_proto::answer::v1::moderation_service_client::ModerationServiceClient;
+    let stack = Stack::start().await;
+    let channel = stack.gateway_channel().await;
+    let mut answers = AnswerServiceClient::new(channel.clone());
+    let token = stack.token("taxpayer-jinan");
+    let r = answers
+        .ask(authed(
+            answer_pb::AskRequest {
+                question: "什么破系统！！！我要投诉你们，个税汇算到底怎么退税".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("ask")
+        .into_inner();
+    assert_eq!(r.emotion, answer_pb::Emotion::Angry as i32);
+    assert!(r.suggest_transfer);
+    assert!(r.text.starts_with("非常理解您的心情"), "{}", r.text);
+    // Tax words that sit on sensitive lists are ordinary questions here.
+    let r = answers
+        .ask(authed(answer_pb::AskRequest { question: "代开发票要交哪些税".into(), ..Default::default() }, &token))
+        .await
+        .expect("ask")
+        .into_inner();
+    assert_eq!(r.emotion, answer_pb::Emotion::Neutral as i32);
+    assert_ne!(r.text, "您的消息中包含不适宜的内容，请修改后再发送。");
+
+    // Staff check their own messages; an insult is blocked and recorded.
+    let mut moderation = ModerationServiceClient::new(channel.clone());
+    let staff = stack.token("agent-jinan");
+    let c = moderation
+        .check_content(authed(
+            answer_pb::CheckContentRequest {
+                text: "你是傻逼吗".into(),
+                direction: answer_pb::ContentDirection::AgentOutput as i32,
+                ..Default::default()
+            },
+            &staff,
+        ))
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!(c.verdict, answer_pb::ModerationVerdict::Block as i32);
+    assert!(!c.interception_id.is_empty());
+    let c = moderation
+        .check_content(authed(
+            answer_pb::CheckContentRequest {
+                text: "你们这帮傻逼".into(),
+                direction: answer_pb::ContentDirection::TaxpayerInput as i32,
+                ..Default::default()
+            },
+            &staff,
+        ))
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!((c.verdict, c.masked_text.as_str()), (answer_pb::ModerationVerdict::Mask as i32, "你们这帮＊＊"));
+    // Taxpayers cannot call the moderation service through the gateway.
+    let err = moderation
+        .check_content(authed(
+            answer_pb::CheckContentRequest { text: "x".into(), direction: 1, ..Default::default() },
+            &token,
+        ))
+        .await
+        .expect_err("staff only");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    stack.stop().await;
+}

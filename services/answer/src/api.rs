@@ -11,7 +11,8 @@ use crate::SharedEngine;
 use crate::engine::{Candidate, Context, Decision, Engine};
 use crate::favourites::{Favourites, parse_item};
 use crate::feedback::FeedbackStore;
-use crate::kb::{Item, Kb};
+use crate::kb::{Interception, Item, Kb};
+use crate::moderation::{self, Direction, Moderator, Verdict};
 
 /// Longest question accepted (the widget input allows 300 characters).
 const MAX_QUESTION_CHARS: usize = 300;
@@ -22,6 +23,7 @@ pub struct AnswerApi {
     shared: SharedEngine,
     favourites: Favourites,
     feedback: FeedbackStore,
+    moderator: Arc<Moderator>,
     unresolved_rounds: i32,
 }
 
@@ -31,9 +33,10 @@ impl AnswerApi {
         shared: SharedEngine,
         favourites: Favourites,
         feedback: FeedbackStore,
+        moderator: Arc<Moderator>,
         unresolved_rounds: i32,
     ) -> Self {
-        Self { trees: crate::clarify::Trees::builtin(), kb, shared, favourites, feedback, unresolved_rounds }
+        Self { trees: crate::clarify::Trees::builtin(), kb, shared, favourites, feedback, moderator, unresolved_rounds }
     }
 
     /// Counts the round, logs the reply and gives it its id (feedback refers to it).
@@ -269,6 +272,35 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             zhengna_platform::Caller::Agent(_) => Vec::new(),
         };
         let ctx = Context { today, tags: &tags };
+        // Moderation first: a blocked question is not matched; an agitated taxpayer is met
+        // with a soothing word and a human offer whatever the answer.
+        let checked = self.moderator.check(question, Direction::TaxpayerInput);
+        if checked.verdict != Verdict::Allow {
+            let verdict = if checked.verdict == Verdict::Block { "block" } else { "mask" };
+            let emotion = format!("{:?}", checked.emotion);
+            let sender = caller.subject();
+            self.kb
+                .record_interception(Interception {
+                    direction: "taxpayer_input",
+                    verdict,
+                    conversation_id: &r.conversation_id,
+                    sender_id: &sender,
+                    text: question,
+                    hits: &checked.hits,
+                    emotion: &emotion,
+                })
+                .await?;
+        }
+        if checked.verdict == Verdict::Block {
+            let reply = pb::AskResponse {
+                decision: pb::Decision::NoAnswer as i32,
+                text: moderation::BLOCKED_NOTICE.into(),
+                emotion: checked.emotion as i32,
+                ..Default::default()
+            };
+            return self.finish(&caller, &r, "blocked", reply).await;
+        }
+        let agitated = checked.emotion == pb::Emotion::Angry;
         if crate::engine::transfer_intent(question) {
             let reply = pb::AskResponse {
                 decision: pb::Decision::Transfer as i32,
@@ -331,6 +363,12 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             Decision::NoAnswer { .. } => no_answer(NO_ANSWER_TEXT, Vec::new()),
             Decision::OtherJurisdiction => no_answer(OTHER_JURISDICTION_TEXT, Vec::new()),
         };
+        let mut reply = reply;
+        reply.emotion = checked.emotion as i32;
+        if agitated {
+            reply.text = format!("{}{}", moderation::SOOTHING, reply.text);
+            reply.suggest_transfer = true;
+        }
         self.finish(&caller, &r, decision_name(&decision), reply).await
     }
 
@@ -474,12 +512,90 @@ fn decision_name(d: &Decision) -> &'static str {
     }
 }
 
-/// Moderation and speech arrive later in the answering issue; until then
+/// `CheckContent` for the session service (human chat) and the bot's own output.
+pub struct ModerationApi {
+    moderator: Arc<Moderator>,
+    kb: Kb,
+}
+
+impl ModerationApi {
+    pub fn new(moderator: Arc<Moderator>, kb: Kb) -> Self {
+        Self { moderator, kb }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::moderation_service_server::ModerationService for ModerationApi {
+    async fn check_content(
+        &self,
+        request: Request<pb::CheckContentRequest>,
+    ) -> Result<Response<pb::CheckContentResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let r = request.into_inner();
+        let (direction, name) = match pb::ContentDirection::try_from(r.direction) {
+            Ok(pb::ContentDirection::TaxpayerInput) => (Direction::TaxpayerInput, "taxpayer_input"),
+            Ok(pb::ContentDirection::BotOutput) => (Direction::BotOutput, "bot_output"),
+            Ok(pb::ContentDirection::AgentOutput) => (Direction::AgentOutput, "agent_output"),
+            _ => return Err(ApiError::invalid("direction", "choose a direction", "参数有误。").into()),
+        };
+        if r.text.chars().count() > 5000 {
+            return Err(ApiError::invalid("text", "at most 5000 characters", "内容过长。").into());
+        }
+        let c = self.moderator.check(&r.text, direction);
+        let verdict = match c.verdict {
+            Verdict::Allow => pb::ModerationVerdict::Allow,
+            Verdict::Mask => pb::ModerationVerdict::Mask,
+            Verdict::Block => pb::ModerationVerdict::Block,
+        };
+        let interception_id = if c.verdict == Verdict::Allow {
+            String::new()
+        } else {
+            let sender = if r.sender_id.is_empty() { caller.subject() } else { r.sender_id.clone() };
+            let v = if c.verdict == Verdict::Block { "block" } else { "mask" };
+            let emotion = format!("{:?}", c.emotion);
+            self.kb
+                .record_interception(Interception {
+                    direction: name,
+                    verdict: v,
+                    conversation_id: &r.conversation_id,
+                    sender_id: &sender,
+                    text: &r.text,
+                    hits: &c.hits,
+                    emotion: &emotion,
+                })
+                .await?
+                .to_string()
+        };
+        let agitated = c.emotion == pb::Emotion::Angry;
+        let action = if c.verdict == Verdict::Block { pb::SensitiveAction::Block } else { pb::SensitiveAction::Mask };
+        Ok(Response::new(pb::CheckContentResponse {
+            verdict: verdict as i32,
+            hits: c
+                .hits
+                .iter()
+                .map(|h| pb::SensitiveHit {
+                    word: h.word.clone(),
+                    category: h.category as i32,
+                    span: Some(pb::TextSpan { start: h.start as i32, end: h.end as i32 }),
+                    action: action as i32,
+                })
+                .collect(),
+            masked_text: c.masked,
+            emotion: c.emotion as i32,
+            emotion_score: c.emotion_score,
+            notice: if c.verdict == Verdict::Block { moderation::BLOCKED_NOTICE.into() } else { String::new() },
+            calming_reply: if agitated { moderation::SOOTHING.into() } else { String::new() },
+            suggest_transfer: agitated,
+            interception_id,
+            ..Default::default()
+        }))
+    }
+}
+
+/// Moderation admin and speech arrive later in the answering issue; until then
 /// every method answers UNIMPLEMENTED naming it.
 pub struct Later;
 
-#[tonic::async_trait]
-impl pb::moderation_service_server::ModerationService for Later {}
 #[tonic::async_trait]
 impl pb::moderation_admin_service_server::ModerationAdminService for Later {}
 #[tonic::async_trait]

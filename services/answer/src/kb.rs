@@ -53,6 +53,17 @@ pub struct Item {
     pub related: Vec<String>,
 }
 
+/// A moderation interception and its evidence.
+pub struct Interception<'a> {
+    pub direction: &'a str,
+    pub verdict: &'a str,
+    pub conversation_id: &'a str,
+    pub sender_id: &'a str,
+    pub text: &'a str,
+    pub hits: &'a [crate::moderation::Hit],
+    pub emotion: &'a str,
+}
+
 #[derive(Clone)]
 pub struct Kb {
     pool: PgPool,
@@ -237,6 +248,33 @@ impl Kb {
         .bind(confidence)
         .execute(&self.pool)
         .await?;
+        Ok(id)
+    }
+
+    /// Records a moderation interception with its evidence; returns its id.
+    pub async fn record_interception(&self, i: Interception<'_>) -> Result<Uuid, ApiError> {
+        let id = Uuid::now_v7();
+        let Interception { direction, verdict, conversation_id, sender_id, text, hits, emotion } = i;
+        let hits: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|h| serde_json::json!({ "word": h.word, "category": h.category as i32, "start": h.start, "end": h.end }))
+            .collect();
+        sqlx::query(
+            "INSERT INTO interceptions (id, direction, verdict, conversation_id, sender_id, text, hits, emotion)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(direction)
+        .bind(verdict)
+        .bind(conversation_id.chars().take(64).collect::<String>())
+        .bind(sender_id.chars().take(64).collect::<String>())
+        .bind(text)
+        .bind(sqlx::types::Json(hits))
+        .bind(emotion)
+        .execute(&self.pool)
+        .await?;
+        metrics::counter!("zhengna_moderation_interceptions_total", "direction" => direction.to_owned(), "verdict" => verdict.to_owned())
+            .increment(1);
         Ok(id)
     }
 

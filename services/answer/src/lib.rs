@@ -8,6 +8,7 @@ pub mod engine;
 mod favourites;
 mod feedback;
 pub mod kb;
+pub mod moderation;
 pub mod normalize;
 
 use std::net::SocketAddr;
@@ -177,18 +178,26 @@ impl App {
             std::time::Duration::from_secs(cfg.refresh_secs.max(1)),
             shutdown.clone(),
         ));
+        let moderator = std::sync::Arc::new(
+            tokio::task::spawn_blocking(moderation::Moderator::builtin)
+                .await
+                .map_err(|e| StartupError::Other(format!("loading moderation lists: {e}")))?,
+        );
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
             api::AnswerApi::new(
-                kb,
+                kb.clone(),
                 shared,
                 favourites::Favourites::new(pool.clone()),
                 feedback::FeedbackStore::new(pool.clone()),
+                moderator.clone(),
                 cfg.unresolved_rounds.max(1),
             ),
         ))
         .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(admin::AdminApi::new(pool)))
-        .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::Later))
+        .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::ModerationApi::new(
+            moderator, kb,
+        )))
         .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(api::Later))
         .add_service(pb::speech_service_server::SpeechServiceServer::new(api::Later));
         let names = vec![
