@@ -267,10 +267,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             )
             .into());
         }
-        let tags: Vec<String> = match &caller {
-            zhengna_platform::Caller::Taxpayer(t) => t.tags.clone(),
-            zhengna_platform::Caller::Agent(_) => Vec::new(),
-        };
+        let tags = profile_tags(&caller);
         let ctx = Context { today, tags: &tags };
         // Moderation first: a blocked question is not matched; an agitated taxpayer is met
         // with a soothing word and a human offer whatever the answer.
@@ -400,10 +397,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             return Err(ApiError::invalid("limit", "0 to 10", "参数有误。").into());
         }
         let limit = if r.limit == 0 { 10 } else { r.limit as usize };
-        let tags: Vec<String> = match &caller {
-            zhengna_platform::Caller::Taxpayer(t) => t.tags.clone(),
-            zhengna_platform::Caller::Agent(_) => Vec::new(),
-        };
+        let tags = profile_tags(&caller);
         let ctx = Context { today: zhengna_platform::time::shanghai_today(), tags: &tags };
         let engine = self.engine();
         let suggestions = engine
@@ -478,6 +472,14 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         Ok(Response::new(pb::CheckFavouritesResponse {
             favourite_item_ids: self.favourites.check(&tp.tax_id, &ids).await?,
         }))
+    }
+}
+
+/// The caller's profile tags for audience filtering (staff see every audience).
+fn profile_tags(caller: &zhengna_platform::Caller) -> Vec<String> {
+    match caller {
+        zhengna_platform::Caller::Taxpayer(t) => t.tags.clone(),
+        zhengna_platform::Caller::Agent(_) => Vec::new(),
     }
 }
 

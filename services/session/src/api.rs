@@ -582,15 +582,7 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
     ) -> Result<Response<pb::CreateUploadResponse>, Status> {
         let caller = identity::caller(&request)?;
         caller.taxpayer()?;
-        let r = request.get_ref();
-        let new = crate::uploads::validate_new(
-            &r.client_request_id,
-            r.purpose,
-            &r.file_name,
-            &r.content_type,
-            r.size_bytes,
-            &r.conversation_id,
-        )?;
+        let new = crate::uploads::validate_new(request.get_ref())?;
         Ok(Response::new(self.create_upload_for(&caller, new).await?))
     }
 
@@ -727,15 +719,16 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
     ) -> Result<Response<pb::CreateAgentUploadResponse>, Status> {
         let caller = identity::caller(&request)?;
         caller.agent()?;
-        let r = request.get_ref();
-        let new = crate::uploads::validate_new(
-            &r.client_request_id,
-            r.purpose,
-            &r.file_name,
-            &r.content_type,
-            r.size_bytes,
-            &r.conversation_id,
-        )?;
+        // The agent's request carries the same fields as the taxpayer's.
+        let r = request.into_inner();
+        let new = crate::uploads::validate_new(&pb::CreateUploadRequest {
+            client_request_id: r.client_request_id,
+            purpose: r.purpose,
+            file_name: r.file_name,
+            content_type: r.content_type,
+            size_bytes: r.size_bytes,
+            conversation_id: r.conversation_id,
+        })?;
         let t = self.inner.create_upload_for(&caller, new).await?;
         Ok(Response::new(pb::CreateAgentUploadResponse {
             upload_id: t.upload_id,

@@ -177,14 +177,9 @@ pub struct Download {
 }
 
 /// Validates the fields of a CreateUpload / CreateAgentUpload request.
-pub fn validate_new(
-    client_request_id: &str,
-    purpose: i32,
-    file_name: &str,
-    content_type: &str,
-    size_bytes: i64,
-    conversation_id: &str,
-) -> Result<NewUpload, ApiError> {
+pub fn validate_new(r: &zhengna_proto::session::v1::CreateUploadRequest) -> Result<NewUpload, ApiError> {
+    let (client_request_id, purpose, file_name, content_type, size_bytes, conversation_id) =
+        (&r.client_request_id, r.purpose, &r.file_name, &r.content_type, r.size_bytes, &r.conversation_id);
     let mut v = Vec::new();
     let client_request_id = client_request_id.trim().to_owned();
     if client_request_id.is_empty() || client_request_id.chars().count() > MAX_CLIENT_ID {
