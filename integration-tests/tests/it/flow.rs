@@ -550,3 +550,69 @@ async fn an_agitated_taxpayer_is_soothed_and_insults_are_masked_on_record() {
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn packages_hot_questions_and_hot_words_follow_what_is_asked() {
+    use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+    use zhengna_proto::common::v1::PageRequest;
+    let stack = Stack::start().await;
+    let mut answers = AnswerServiceClient::new(stack.gateway_channel().await);
+    let token = stack.token("taxpayer-jinan");
+    // Ask one invoice question three times: its topic and the question rise to the top.
+    let mut item = String::new();
+    for _ in 0..3 {
+        let r = answers
+            .ask(authed(answer_pb::AskRequest { question: "数电发票怎么开具？".into(), ..Default::default() }, &token))
+            .await
+            .expect("ask")
+            .into_inner();
+        item = r.answer.expect("answered").item_id;
+    }
+    let packages = answers
+        .list_packages(authed(answer_pb::ListPackagesRequest::default(), &token))
+        .await
+        .expect("packages")
+        .into_inner()
+        .packages;
+    assert!(packages.len() >= 2, "{packages:?}");
+    assert_eq!((packages[0].topic_id.as_str(), packages[0].rank, packages[0].ask_count), ("FP", 1, 3));
+    let questions = answers
+        .list_package_questions(authed(
+            answer_pb::ListPackageQuestionsRequest { topic_id: "FP".into(), page: None },
+            &token,
+        ))
+        .await
+        .expect("package questions")
+        .into_inner();
+    assert_eq!((questions.questions[0].item_id.as_str(), questions.questions[0].ask_count), (item.as_str(), 3));
+    let err = answers
+        .list_package_questions(authed(
+            answer_pb::ListPackageQuestionsRequest { topic_id: "DL".into(), page: None },
+            &token,
+        ))
+        .await
+        .expect_err("DL is not a package");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let hot = answers
+        .get_hot_recommendations(authed(
+            answer_pb::GetHotRecommendationsRequest { question_limit: 5, ..Default::default() },
+            &token,
+        ))
+        .await
+        .expect("hot")
+        .into_inner();
+    assert_eq!(hot.questions.len(), 5);
+    assert_eq!(hot.questions[0].item_id, item);
+
+    // 热词 with 换一批: pages of distinct words.
+    let page = |token: &str| answer_pb::ListHotWordsRequest {
+        page: Some(PageRequest { page_size: 6, page_token: token.into() }),
+    };
+    let first = answers.list_hot_words(authed(page(""), &token)).await.expect("hot words").into_inner();
+    assert_eq!(first.words.len(), 6);
+    assert_eq!(first.words.iter().map(|w| w.rank).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    let next = first.page.expect("page").next_page_token;
+    let second = answers.list_hot_words(authed(page(&next), &token)).await.expect("换一批").into_inner();
+    assert!(second.words.iter().all(|w| !first.words.iter().any(|f| f.word == w.word)));
+    stack.stop().await;
+}

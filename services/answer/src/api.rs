@@ -13,6 +13,7 @@ use crate::favourites::{Favourites, parse_item};
 use crate::feedback::FeedbackStore;
 use crate::kb::{Interception, Item, Kb};
 use crate::moderation::{self, Direction, Moderator, Verdict};
+use crate::popular::{Popular, Ranked};
 
 /// Longest question accepted (the widget input allows 300 characters).
 const MAX_QUESTION_CHARS: usize = 300;
@@ -24,6 +25,7 @@ pub struct AnswerApi {
     favourites: Favourites,
     feedback: FeedbackStore,
     moderator: Arc<Moderator>,
+    popular: Popular,
     unresolved_rounds: i32,
 }
 
@@ -34,9 +36,19 @@ impl AnswerApi {
         favourites: Favourites,
         feedback: FeedbackStore,
         moderator: Arc<Moderator>,
+        popular: Popular,
         unresolved_rounds: i32,
     ) -> Self {
-        Self { trees: crate::clarify::Trees::builtin(), kb, shared, favourites, feedback, moderator, unresolved_rounds }
+        Self {
+            trees: crate::clarify::Trees::builtin(),
+            kb,
+            shared,
+            favourites,
+            feedback,
+            moderator,
+            popular,
+            unresolved_rounds,
+        }
     }
 
     /// Counts the round, logs the reply and gives it its id (feedback refers to it).
@@ -369,6 +381,86 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         self.finish(&caller, &r, decision_name(&decision), reply).await
     }
 
+    async fn list_packages(
+        &self,
+        request: Request<pb::ListPackagesRequest>,
+    ) -> Result<Response<pb::ListPackagesResponse>, Status> {
+        identity::caller(&request)?;
+        let page = zhengna_platform::paging::Page::from_request(request.get_ref().page.as_ref())?;
+        let asks = self.popular.topic_asks().await?;
+        let mut packages: Vec<pb::QuestionPackage> = crate::popular::topics()
+            .iter()
+            .filter(|t| t.package)
+            .map(|t| {
+                let (ask_count, questions) = asks.get(&t.topic).copied().unwrap_or((0, 0));
+                pb::QuestionPackage {
+                    topic_id: t.prefix.clone(),
+                    name: t.topic.clone(),
+                    description: t.description.clone(),
+                    rank: 0,
+                    ask_count,
+                    question_count: i32::try_from(questions).unwrap_or(i32::MAX),
+                }
+            })
+            .collect();
+        packages.sort_by(|a, b| b.ask_count.cmp(&a.ask_count).then(a.topic_id.cmp(&b.topic_id)));
+        for (i, p) in packages.iter_mut().enumerate() {
+            p.rank = i as i32 + 1;
+        }
+        let total = packages.len() as i64;
+        let shown: Vec<_> = packages.into_iter().skip(page.offset as usize).take(page.size as usize).collect();
+        Ok(Response::new(pb::ListPackagesResponse { page: Some(page.response(shown.len(), total)), packages: shown }))
+    }
+
+    async fn list_package_questions(
+        &self,
+        request: Request<pb::ListPackageQuestionsRequest>,
+    ) -> Result<Response<pb::ListPackageQuestionsResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let r = request.get_ref();
+        let topic = crate::popular::topics()
+            .iter()
+            .find(|t| t.prefix == r.topic_id.trim() && t.package)
+            .ok_or_else(|| ApiError::invalid("topic_id", "not a package", "该问答套餐不存在，请刷新后重试。"))?;
+        let page = zhengna_platform::paging::Page::from_request(r.page.as_ref())?;
+        let tags = profile_tags(&caller);
+        let (rows, total) = self.popular.questions(Some(&topic.topic), &tags, page.offset, page.size).await?;
+        Ok(Response::new(pb::ListPackageQuestionsResponse {
+            page: Some(page.response(rows.len(), total)),
+            questions: ranked(rows, page.offset),
+        }))
+    }
+
+    async fn get_hot_recommendations(
+        &self,
+        request: Request<pb::GetHotRecommendationsRequest>,
+    ) -> Result<Response<pb::GetHotRecommendationsResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let r = request.get_ref();
+        if !(0..=20).contains(&r.question_limit) || !(0..=20).contains(&r.file_limit) {
+            return Err(ApiError::invalid("question_limit", "0 to 20", "参数有误。").into());
+        }
+        let limit = if r.question_limit == 0 { 10 } else { i64::from(r.question_limit) };
+        let tags = profile_tags(&caller);
+        let (rows, _) = self.popular.questions(None, &tags, 0, limit).await?;
+        // Related policy files are not catalogued yet; `files` stays empty until they are.
+        Ok(Response::new(pb::GetHotRecommendationsResponse { questions: ranked(rows, 0), files: Vec::new() }))
+    }
+
+    async fn list_hot_words(
+        &self,
+        request: Request<pb::ListHotWordsRequest>,
+    ) -> Result<Response<pb::ListHotWordsResponse>, Status> {
+        identity::caller(&request)?;
+        let page = zhengna_platform::paging::Page::from_request(request.get_ref().page.as_ref())?;
+        let (words, total, at) = self.popular.hot_words(page.offset, page.size).await?;
+        Ok(Response::new(pb::ListHotWordsResponse {
+            page: Some(page.response(words.len(), total)),
+            words: words.into_iter().map(|(word, rank, heat)| pb::HotWord { word, rank, heat }).collect(),
+            generated_at: at.map(|t| prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }),
+        }))
+    }
+
     async fn submit_feedback(
         &self,
         request: Request<pb::SubmitFeedbackRequest>,
@@ -473,6 +565,18 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             favourite_item_ids: self.favourites.check(&tp.tax_id, &ids).await?,
         }))
     }
+}
+
+fn ranked(rows: Vec<Ranked>, offset: i64) -> Vec<pb::RankedQuestion> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (id, question, asks))| pb::RankedQuestion {
+            item_id: id.to_string(),
+            question,
+            rank: i32::try_from(offset).unwrap_or(0) + i as i32 + 1,
+            ask_count: asks,
+        })
+        .collect()
 }
 
 /// The caller's profile tags for audience filtering (staff see every audience).

@@ -10,6 +10,7 @@ mod feedback;
 pub mod kb;
 pub mod moderation;
 pub mod normalize;
+mod popular;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +110,24 @@ async fn build_engine(kb: &kb::Kb) -> Result<engine::Engine, StartupError> {
     Ok(engine)
 }
 
+/// Recomputes 热词 from the ask log now and every ten minutes.
+async fn hot_words_forever(popular: popular::Popular, shared: SharedEngine, shutdown: CancellationToken) {
+    loop {
+        let engine = match shared.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        match popular.recompute(&engine).await {
+            Ok(n) => tracing::debug!(words = n, "hot words recomputed"),
+            Err(e) => tracing::warn!(error = %e, "recomputing hot words failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+        }
+    }
+}
+
 /// Re-indexes when items are published or retired (on any replica).
 async fn refresh_forever(
     kb: kb::Kb,
@@ -183,6 +202,7 @@ impl App {
                 .await
                 .map_err(|e| StartupError::Other(format!("loading moderation lists: {e}")))?,
         );
+        tokio::spawn(hot_words_forever(popular::Popular::new(pool.clone()), shared.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
             api::AnswerApi::new(
@@ -191,6 +211,7 @@ impl App {
                 favourites::Favourites::new(pool.clone()),
                 feedback::FeedbackStore::new(pool.clone()),
                 moderator.clone(),
+                popular::Popular::new(pool.clone()),
                 cfg.unresolved_rounds.max(1),
             ),
         ))

@@ -151,6 +151,11 @@ impl Index {
         }
     }
 
+    /// Whether any variant uses this (canonical) word.
+    pub fn has_word(&self, word: &str) -> bool {
+        self.fields[0].terms.contains_key(word)
+    }
+
     pub fn len(&self) -> usize {
         self.docs.len()
     }

@@ -199,6 +199,11 @@ impl Engine {
         self.index.len()
     }
 
+    /// Whether the KB uses this (canonical) word anywhere.
+    pub fn is_kb_word(&self, word: &str) -> bool {
+        self.index.has_word(word)
+    }
+
     pub fn analyze(&self, text: &str) -> Analyzed {
         self.analyzer.analyze(text)
     }
