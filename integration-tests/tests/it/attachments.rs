@@ -186,7 +186,7 @@ async fn download(
 }
 
 /// A conversation of `tp` served by `staff` (human mode), with the taxpayer's stream.
-async fn served_conversation(
+pub(crate) async fn served_conversation(
     stack: &Stack,
     tp: &str,
     staff: &str,

@@ -356,3 +356,81 @@ fn zhengna_platform_user_message(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     status.get_error_details().localized_message().map(|m| m.message.clone()).unwrap_or_default()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn human_chat_passes_the_moderation_checkpoint_both_ways() {
+    let stack = Stack::start().await;
+    let tp = stack.token("taxpayer-jinan");
+    let staff = stack.token("agent-jinan");
+    let (conv, mut stream) = crate::attachments::served_conversation(&stack, &tp, &staff).await;
+    let mut chat = ConversationServiceClient::new(stack.gateway_channel().await);
+    let mut agent_chat = AgentConversationServiceClient::new(stack.gateway_channel().await);
+
+    // An insult from the taxpayer reaches the agent masked.
+    let sent = chat
+        .send_message(authed(
+            pb::SendMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "m1".into(),
+                content: text("你们这帮傻逼，退税到底什么时候到"),
+            },
+            &tp,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    assert_eq!(sent.disposition, pb::SendDisposition::Masked as i32);
+    let delivered = read_messages(&mut stream, 1).await;
+    let body = match delivered[0].content.as_ref().and_then(|c| c.body.as_ref()) {
+        Some(pb::message_content::Body::Text(t)) => t.text.clone(),
+        other => panic!("text expected: {other:?}"),
+    };
+    assert_eq!(body, "你们这帮＊＊，退税到底什么时候到");
+
+    // Tax words are not filtered; an agent's insult is refused and never delivered.
+    let ok = chat
+        .send_message(authed(
+            pb::SendMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "m2".into(),
+                content: text("我是来问代开发票和逃税处罚的"),
+            },
+            &tp,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    assert_eq!(ok.disposition, pb::SendDisposition::Delivered as i32);
+    let blocked = agent_chat
+        .send_agent_message(authed(
+            pb::SendAgentMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "a1".into(),
+                content: text("你是傻逼吗"),
+            },
+            &staff,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    assert_eq!(blocked.disposition, pb::SendDisposition::Blocked as i32);
+    assert!(blocked.message.is_none() && !blocked.notice.is_empty());
+    agent_chat
+        .send_agent_message(authed(
+            pb::SendAgentMessageRequest {
+                conversation_id: conv.id.clone(),
+                client_msg_id: "a2".into(),
+                content: text("您好，退税一般在审核通过后到账。"),
+            },
+            &staff,
+        ))
+        .await
+        .expect("send");
+    // The taxpayer sees the second taxpayer message and the agent's polite reply, nothing else.
+    let next = read_messages(&mut stream, 2).await;
+    assert_eq!(
+        next.iter().map(|m| m.sender).collect::<Vec<_>>(),
+        [pb::SenderRole::Taxpayer as i32, pb::SenderRole::Agent as i32]
+    );
+    stack.stop().await;
+}

@@ -12,6 +12,7 @@ use zhengna_platform::identity::{self, Caller, IdentityKey};
 use zhengna_platform::{ApiError, FieldViolation, grpc};
 use zhengna_proto::answer::v1 as answer_pb;
 use zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient;
+use zhengna_proto::answer::v1::moderation_service_client::ModerationServiceClient;
 use zhengna_proto::session::v1 as pb;
 
 use crate::ConversationConfig;
@@ -26,10 +27,18 @@ pub const MAX_TEXT_CHARS: usize = 300;
 const MAX_CLIENT_ID: usize = 64;
 const REPLAY_PAGE: i64 = 200;
 
-/// The answer service and how long to wait for it.
+/// The answer service (bot replies and moderation) and how long to wait for it.
 pub struct Bot {
     pub client: AnswerServiceClient<Channel>,
+    pub moderation: ModerationServiceClient<Channel>,
     pub timeout: Duration,
+}
+
+/// What moderation lets through.
+enum Moderated {
+    Deliver,
+    Mask(String),
+    Block(String),
 }
 
 #[derive(Clone)]
@@ -37,6 +46,7 @@ pub struct ConversationApi {
     store: Store,
     hub: Hub,
     answer: AnswerServiceClient<Channel>,
+    moderation: ModerationServiceClient<Channel>,
     key: IdentityKey,
     answer_timeout: Duration,
     cfg: ConversationConfig,
@@ -58,7 +68,55 @@ impl ConversationApi {
         shutdown: CancellationToken,
         uploads: Uploads,
     ) -> Self {
-        Self { store, hub, answer: bot.client, key, answer_timeout: bot.timeout, cfg, shutdown, uploads }
+        Self {
+            store,
+            hub,
+            answer: bot.client,
+            moderation: bot.moderation,
+            key,
+            answer_timeout: bot.timeout,
+            cfg,
+            shutdown,
+            uploads,
+        }
+    }
+
+    /// The moderation checkpoint for text a person will read (human chat, both ways). If the
+    /// moderation service is unreachable the text is delivered: a conversation must not stop
+    /// because a filter is down (the answer service logs what it checks).
+    async fn moderate(
+        &self,
+        caller: &Caller,
+        conversation: Uuid,
+        text: &str,
+        direction: answer_pb::ContentDirection,
+    ) -> Moderated {
+        let request = answer_pb::CheckContentRequest {
+            text: text.to_owned(),
+            direction: direction as i32,
+            conversation_id: conversation.to_string(),
+            sender_id: caller.subject(),
+            ..Default::default()
+        };
+        match self
+            .moderation
+            .clone()
+            .check_content(grpc::outgoing(request, caller, &self.key, self.answer_timeout))
+            .await
+        {
+            Ok(r) => {
+                let r = r.into_inner();
+                match answer_pb::ModerationVerdict::try_from(r.verdict) {
+                    Ok(answer_pb::ModerationVerdict::Block) => Moderated::Block(r.notice),
+                    Ok(answer_pb::ModerationVerdict::Mask) => Moderated::Mask(r.masked_text),
+                    _ => Moderated::Deliver,
+                }
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "moderation unavailable; delivering unchecked");
+                Moderated::Deliver
+            }
+        }
     }
 
     /// The message content for a sent image or file: the caller's completed chat upload
@@ -185,6 +243,10 @@ impl ConversationApi {
             .await?;
         Ok(())
     }
+}
+
+fn text_content(text: &str) -> pb::MessageContent {
+    pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: text.to_owned() })) }
 }
 
 fn parse_uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
@@ -414,6 +476,22 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             }
             None => (input.content, input.text.clone()),
         };
+        // What an agent will read passes the checkpoint (the bot checks its own questions).
+        let (content, text, disposition) = if input.is_text && conversation.mode == "human" {
+            match self.moderate(&caller, conversation.id, &text, answer_pb::ContentDirection::TaxpayerInput).await {
+                Moderated::Deliver => (content, text, pb::SendDisposition::Delivered),
+                Moderated::Mask(masked) => (text_content(&masked), masked, pb::SendDisposition::Masked),
+                Moderated::Block(notice) => {
+                    return Ok(Response::new(pb::SendMessageResponse {
+                        message: None,
+                        disposition: pb::SendDisposition::Blocked as i32,
+                        notice,
+                    }));
+                }
+            }
+        } else {
+            (content, text, pb::SendDisposition::Delivered)
+        };
         let (stored, _fresh) = self
             .store
             .append(
@@ -433,7 +511,11 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
         if input.is_text && matches!(conversation.mode.as_str(), "bot" | "queued") {
             self.reply_with_bot(&caller, conversation.id, stored.seq, &input.text).await?;
         }
-        Ok(Response::new(pb::SendMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
+        Ok(Response::new(pb::SendMessageResponse {
+            message: Some(stored.to_proto()),
+            disposition: disposition as i32,
+            notice: String::new(),
+        }))
     }
 
     async fn clear_screen(
@@ -695,6 +777,21 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
             Some(pending) => self.inner.attachment_content(&caller, pending, &conversation).await?,
             None => (input.content, input.text.clone()),
         };
+        let (content, text, disposition) = if input.is_text {
+            match self.inner.moderate(&caller, conversation.id, &text, answer_pb::ContentDirection::AgentOutput).await {
+                Moderated::Deliver => (content, text, pb::SendDisposition::Delivered),
+                Moderated::Mask(masked) => (text_content(&masked), masked, pb::SendDisposition::Masked),
+                Moderated::Block(_) => {
+                    return Ok(Response::new(pb::SendAgentMessageResponse {
+                        message: None,
+                        disposition: pb::SendDisposition::Blocked as i32,
+                        notice: "消息中包含不适宜的用语，未发送，请修改后再发。".into(),
+                    }));
+                }
+            }
+        } else {
+            (content, text, pb::SendDisposition::Delivered)
+        };
         let (stored, _) = self
             .inner
             .store
@@ -710,7 +807,11 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
                 },
             )
             .await?;
-        Ok(Response::new(pb::SendAgentMessageResponse { message: Some(stored.to_proto()), ..Default::default() }))
+        Ok(Response::new(pb::SendAgentMessageResponse {
+            message: Some(stored.to_proto()),
+            disposition: disposition as i32,
+            notice: String::new(),
+        }))
     }
 
     async fn create_agent_upload(

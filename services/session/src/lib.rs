@@ -131,6 +131,9 @@ impl App {
             store::Store::new(pool),
             hub,
             api::Bot {
+                moderation: zhengna_proto::answer::v1::moderation_service_client::ModerationServiceClient::new(
+                    channel.clone(),
+                ),
                 client: zhengna_proto::answer::v1::answer_service_client::AnswerServiceClient::new(channel),
                 timeout: Duration::from_millis(cfg.answer.timeout_ms),
             },
