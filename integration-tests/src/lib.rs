@@ -77,6 +77,7 @@ impl Stack {
                 seed: zhengna_answer::SeedConfig { catalog_path: Some(zhengna_answer::bundled_catalog()) },
                 kafka: kafka.clone(),
                 refresh_secs: 1,
+                hot_words_secs: 1,
                 ..Default::default()
             },
             shutdown.clone(),

@@ -604,6 +604,38 @@ async fn packages_hot_questions_and_hot_words_follow_what_is_asked() {
     assert_eq!(hot.questions.len(), 5);
     assert_eq!(hot.questions[0].item_id, item);
 
+    // The answer of a listed question, on its own.
+    let got = answers
+        .get_answer(authed(answer_pb::GetAnswerRequest { item_id: item.clone() }, &token))
+        .await
+        .expect("get answer")
+        .into_inner();
+    assert!(!got.superseded);
+    assert_eq!(got.answer.expect("answer").item_id, item);
+    let missing = answers
+        .get_answer(authed(answer_pb::GetAnswerRequest { item_id: uuid::Uuid::new_v4().to_string() }, &token))
+        .await
+        .expect_err("unknown");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // 热词 come from what was asked (recomputed every second in tests).
+    let mut from_asks = Vec::new();
+    for _ in 0..50 {
+        let words = answers
+            .list_hot_words(authed(answer_pb::ListHotWordsRequest::default(), &token))
+            .await
+            .expect("hot words")
+            .into_inner()
+            .words;
+        from_asks = words.into_iter().filter(|w| w.heat > 0.0).collect::<Vec<_>>();
+        if !from_asks.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(!from_asks.is_empty(), "hot words from the ask log");
+    assert!(from_asks.iter().all(|w| "数电发票怎么开具".contains(w.word.as_str())), "{from_asks:?}");
+
     // 热词 with 换一批: pages of distinct words.
     let page = |token: &str| answer_pb::ListHotWordsRequest {
         page: Some(PageRequest { page_size: 6, page_token: token.into() }),

@@ -64,11 +64,23 @@ impl AnswerApi {
             zhengna_platform::Caller::Taxpayer(t) => t.tax_id.clone(),
             zhengna_platform::Caller::Agent(_) => caller.subject(),
         };
-        let item = reply.answer.as_ref().and_then(|a| uuid::Uuid::parse_str(&a.item_id).ok());
-        let id = self
-            .kb
-            .log_reply(&who, r.conversation_id.trim(), r.question.trim(), decision, item, reply.confidence)
-            .await?;
+        // The log and the event keep the question as moderation let it through.
+        let question = self.moderator.check(r.question.trim(), Direction::TaxpayerInput).masked;
+        let event = pb::QuestionAsked {
+            conversation_id: r.conversation_id.trim().chars().take(64).collect(),
+            taxpayer_id: who.clone(),
+            question,
+            source: r.source,
+            decision: reply.decision,
+            item_id: reply.answer.as_ref().map(|a| a.item_id.clone()).unwrap_or_default(),
+            catalog_id: reply.answer.as_ref().map(|a| a.catalog_id.clone()).unwrap_or_default(),
+            topic_id: reply.answer.as_ref().map(|a| a.topic.clone()).unwrap_or_default(),
+            confidence: reply.confidence,
+            emotion: reply.emotion,
+            suggest_transfer: reply.suggest_transfer,
+            ..Default::default()
+        };
+        let id = self.kb.log_reply(decision, event).await?;
         reply.reply_id = id.to_string();
         metrics::counter!("zhengna_answer_decisions_total", "decision" => decision.to_owned()).increment(1);
         Ok(Response::new(reply))
@@ -445,6 +457,25 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         let (rows, _) = self.popular.questions(None, &tags, 0, limit).await?;
         // Related policy files are not catalogued yet; `files` stays empty until they are.
         Ok(Response::new(pb::GetHotRecommendationsResponse { questions: ranked(rows, 0), files: Vec::new() }))
+    }
+
+    async fn get_answer(
+        &self,
+        request: Request<pb::GetAnswerRequest>,
+    ) -> Result<Response<pb::GetAnswerResponse>, Status> {
+        identity::caller(&request)?;
+        let id = parse_item("item_id", &request.get_ref().item_id)?;
+        let today = zhengna_platform::time::shanghai_today();
+        // A retired item answers with its successor, marked as superseded.
+        let (target, superseded) = match self.kb.successor(id).await? {
+            Some(next) => (next, true),
+            None => (id, false),
+        };
+        let reply = self.answer_item(&target.to_string(), today, 1.0).await?;
+        match reply.and_then(|r| r.answer) {
+            Some(answer) => Ok(Response::new(pb::GetAnswerResponse { answer: Some(answer), superseded })),
+            None => Err(ApiError::NotFound("answer".into()).into()),
+        }
     }
 
     async fn list_hot_words(

@@ -225,30 +225,63 @@ impl Kb {
     }
 
     /// Logs a reply (the ask log) and returns its id.
+    /// Logs a reply and publishes `QuestionAsked` with it (one transaction, through the
+    /// outbox); `event` is completed with the reply id.
     pub async fn log_reply(
         &self,
-        taxpayer: &str,
-        conversation_id: &str,
-        question: &str,
         decision: &str,
-        item: Option<Uuid>,
-        confidence: f32,
+        mut event: zhengna_proto::answer::v1::QuestionAsked,
     ) -> Result<Uuid, ApiError> {
+        use prost::Message as _;
         let id = Uuid::now_v7();
+        let item = Uuid::parse_str(&event.item_id).ok();
+        let (taxpayer, conversation_id, question, confidence) =
+            (event.taxpayer_id.clone(), event.conversation_id.clone(), event.question.clone(), event.confidence);
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO replies (id, taxpayer_id, conversation_id, question, decision, item_id, confidence)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
-        .bind(taxpayer)
-        .bind(conversation_id.chars().take(64).collect::<String>())
-        .bind(question)
+        .bind(&taxpayer)
+        .bind(&conversation_id)
+        .bind(&question)
         .bind(decision)
         .bind(item)
         .bind(confidence)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        event.reply_id = id.to_string();
+        let key = if conversation_id.is_empty() { taxpayer } else { conversation_id };
+        let payload = zhengna_proto::answer::v1::AnswerEvent {
+            aggregate_id: key.clone(),
+            occurred_at: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
+            payload: Some(zhengna_proto::answer::v1::answer_event::Payload::QuestionAsked(event)),
+        }
+        .encode_to_vec();
+        zhengna_platform::outbox::enqueue(
+            &mut tx,
+            zhengna_platform::outbox::OutboxEvent {
+                topic: zhengna_proto::topics::ANSWER,
+                key: &key,
+                event_type: "zhengna.answer.v1.QuestionAsked",
+                payload,
+            },
+        )
+        .await?;
+        tx.commit().await?;
         Ok(id)
+    }
+
+    /// The successor of a retired item, if it names one.
+    pub async fn successor(&self, id: Uuid) -> Result<Option<Uuid>, ApiError> {
+        let next: Option<String> = sqlx::query_scalar(
+            "SELECT superseded_by FROM kb_items WHERE id = $1 AND status = 'retired' AND superseded_by <> ''",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(next.and_then(|n| Uuid::parse_str(&n).ok()))
     }
 
     /// Records a moderation interception with its evidence; returns its id.

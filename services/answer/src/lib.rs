@@ -40,6 +40,8 @@ pub struct Config {
     pub refresh_secs: u64,
     /// Unresolved rounds in a row after which the bot proposes a human (spec §1.4).
     pub unresolved_rounds: i32,
+    /// Seconds between recomputations of 热词 from the ask log.
+    pub hot_words_secs: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -60,6 +62,7 @@ impl Default for Config {
             kafka: zhengna_platform::kafka::KafkaConfig::default(),
             refresh_secs: 3,
             unresolved_rounds: 3,
+            hot_words_secs: 600,
         }
     }
 }
@@ -110,8 +113,13 @@ async fn build_engine(kb: &kb::Kb) -> Result<engine::Engine, StartupError> {
     Ok(engine)
 }
 
-/// Recomputes 热词 from the ask log now and every ten minutes.
-async fn hot_words_forever(popular: popular::Popular, shared: SharedEngine, shutdown: CancellationToken) {
+/// Recomputes 热词 from the ask log now and every `every` (ten minutes by default).
+async fn hot_words_forever(
+    popular: popular::Popular,
+    shared: SharedEngine,
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         let engine = match shared.read() {
             Ok(g) => g.clone(),
@@ -123,7 +131,7 @@ async fn hot_words_forever(popular: popular::Popular, shared: SharedEngine, shut
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }
@@ -202,7 +210,12 @@ impl App {
                 .await
                 .map_err(|e| StartupError::Other(format!("loading moderation lists: {e}")))?,
         );
-        tokio::spawn(hot_words_forever(popular::Popular::new(pool.clone()), shared.clone(), shutdown.clone()));
+        tokio::spawn(hot_words_forever(
+            popular::Popular::new(pool.clone()),
+            shared.clone(),
+            std::time::Duration::from_secs(cfg.hot_words_secs.max(1)),
+            shutdown.clone(),
+        ));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
             api::AnswerApi::new(

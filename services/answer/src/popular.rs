@@ -122,7 +122,7 @@ impl Popular {
 
     /// Recomputes the hot words from the last week's questions: KB words (two or more
     /// characters) counted once per asking taxpayer, so one person repeating a word cannot
-    /// make it hot. With no asks yet, the KB's own keywords stand in (heat 0).
+    /// make it hot. The KB's own keywords (heat 0) fill the rest of the list.
     pub async fn recompute(&self, engine: &Engine) -> Result<usize, ApiError> {
         let asked: Vec<(String, String)> = sqlx::query_as(
             "SELECT taxpayer_id, question FROM replies
@@ -142,19 +142,23 @@ impl Popular {
         }
         let mut ranked: Vec<(String, f32)> = counts.into_iter().map(|(w, s)| (w, s.len() as f32)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if ranked.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            for item in engine.items() {
-                if let Some(k) = item.keywords.first()
-                    && seen.insert(k.clone())
-                {
-                    ranked.push((k.clone(), 0.0));
-                }
+        // Fill up with the KB's own keywords (heat 0), so 换一批 always has more to show.
+        let mut seen: std::collections::HashSet<String> = ranked.iter().map(|(w, _)| w.clone()).collect();
+        for item in engine.items() {
+            if ranked.len() >= HOT_WORDS_KEPT {
+                break;
+            }
+            if let Some(k) = item.keywords.first()
+                && seen.insert(k.clone())
+            {
+                ranked.push((k.clone(), 0.0));
             }
         }
         ranked.truncate(HOT_WORDS_KEPT);
         let max = ranked.first().map(|r| r.1).unwrap_or(0.0).max(1.0);
         let mut tx = self.pool.begin().await?;
+        // Replicas take turns; the last one to finish wins.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('zhengna_hot_words'))").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM hot_words").execute(&mut *tx).await?;
         let now = Utc::now();
         for (i, (w, heat)) in ranked.iter().enumerate() {
