@@ -159,6 +159,34 @@ async fn a_favourited_answer_that_changes_sends_one_notice() {
     }
     assert!(answered.is_some(), "answered from the new version");
 
+    // Editors browse the KB: by catalog prefix, by text (standard or similar question),
+    // by catalog id; taxpayers cannot.
+    let list = |filter: answer_pb::ItemFilter| {
+        authed(answer_pb::ListItemsRequest { filter: Some(filter), page: None }, &editor)
+    };
+    let fp = admin
+        .list_items(list(answer_pb::ItemFilter { topic_id: "FP".into(), ..Default::default() }))
+        .await
+        .expect("by prefix")
+        .into_inner();
+    assert!(fp.items.iter().all(|i| i.catalog_id.starts_with("FP-")) && !fp.items.is_empty());
+    assert!(fp.page.expect("page").total_size >= fp.items.len() as i32);
+    let found = admin
+        .list_items(list(answer_pb::ItemFilter { query: "孝亲蓝莓".into(), ..Default::default() }))
+        .await
+        .expect("by text")
+        .into_inner();
+    assert_eq!(found.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), [item_id.as_str()]);
+    assert_eq!(found.items[0].version, 2);
+    let one = admin
+        .list_items(list(answer_pb::ItemFilter { catalog_id: "GS-019".into(), ..Default::default() }))
+        .await
+        .expect("by catalog id")
+        .into_inner();
+    assert_eq!(one.items.len(), 1);
+    let err = admin.list_items(authed(answer_pb::ListItemsRequest::default(), &tp)).await.expect_err("taxpayer");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
     // Removing is per taxpayer.
     let removed = answers
         .remove_favourite(authed(answer_pb::RemoveFavouriteRequest { item_id: item_id.clone() }, &other))

@@ -201,6 +201,83 @@ impl pb::knowledge_admin_service_server::KnowledgeAdminService for AdminApi {
         Ok(Response::new(pb::GetItemResponse { item: Some(row.to_proto()) }))
     }
 
+    async fn list_items(
+        &self,
+        request: Request<pb::ListItemsRequest>,
+    ) -> Result<Response<pb::ListItemsResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.get_ref();
+        let f = r.filter.clone().unwrap_or_default();
+        let page = zhengna_platform::paging::Page::from_request(r.page.as_ref())?;
+        if f.query.chars().count() > 100 {
+            return Err(ApiError::invalid("filter.query", "at most 100 characters", "搜索内容过长。").into());
+        }
+        let mut statuses = Vec::new();
+        for (i, s) in f.statuses.iter().enumerate() {
+            statuses.push(match pb::KnowledgeItemStatus::try_from(*s) {
+                Ok(pb::KnowledgeItemStatus::Draft) => "draft",
+                Ok(pb::KnowledgeItemStatus::Published) => "published",
+                Ok(pb::KnowledgeItemStatus::Retired) => "retired",
+                _ => {
+                    return Err(
+                        ApiError::invalid(&format!("filter.statuses[{i}]"), "unknown status", "状态有误。").into()
+                    );
+                }
+            });
+        }
+        let valid_at = f
+            .valid_at
+            .as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| zhengna_platform::time::to_shanghai(t).date_naive());
+        // topic_id is a topic name or a catalog prefix (FP, GS…).
+        let topic = f.topic_id.trim();
+        let prefix = (topic.len() == 2 && topic.chars().all(|c| c.is_ascii_uppercase())).then(|| format!("{topic}-%"));
+        let filter = "($1 = '' OR question ILIKE $1 OR EXISTS (SELECT 1 FROM unnest(similar_questions) s WHERE s ILIKE $1))
+              AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+              AND ($3 = '' OR topic = $3 OR catalog_id LIKE $4)
+              AND ($5 = '' OR catalog_id = $5)
+              AND ($6 = '' OR $6 = ANY(audience))
+              AND ($7::date IS NULL OR ((valid_from IS NULL OR valid_from <= $7) AND (valid_to IS NULL OR valid_to >= $7)))";
+        let query = if f.query.trim().is_empty() {
+            String::new()
+        } else {
+            format!("%{}%", zhengna_platform::db::escape_like(f.query.trim()))
+        };
+        let statuses: Vec<String> = statuses.into_iter().map(str::to_owned).collect();
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM kb_items WHERE {filter} ORDER BY catalog_id, id OFFSET $8 LIMIT $9"
+        )))
+        .bind(&query)
+        .bind(&statuses)
+        .bind(topic)
+        .bind(prefix.as_deref().unwrap_or(""))
+        .bind(f.catalog_id.trim())
+        .bind(f.audience_tag.trim())
+        .bind(valid_at)
+        .bind(page.offset)
+        .bind(page.size)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ApiError::from)?;
+        let total: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM kb_items WHERE {filter}")))
+                .bind(&query)
+                .bind(&statuses)
+                .bind(topic)
+                .bind(prefix.as_deref().unwrap_or(""))
+                .bind(f.catalog_id.trim())
+                .bind(f.audience_tag.trim())
+                .bind(valid_at)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListItemsResponse {
+            page: Some(page.response(rows.len(), total)),
+            items: rows.iter().map(Row::to_proto).collect(),
+        }))
+    }
+
     async fn update_item(
         &self,
         request: Request<pb::UpdateItemRequest>,
