@@ -83,8 +83,13 @@ async fn a_reply_reaches_the_taxpayer_inbox() {
     assert_eq!(detail.replies.len(), 1);
     assert_eq!(detail.status, msg::LeaveMessageStatus::Replied as i32);
 
-    // Nobody else reaches it.
+    // Nobody else reaches it, nor its notification.
     let other = stack.token("taxpayer-qingdao");
+    let err = inbox
+        .get_notification(authed(msg::GetNotificationRequest { id: n.id.clone() }, &other))
+        .await
+        .expect_err("not their notification");
+    assert_eq!(err.code(), tonic::Code::NotFound);
     let err = mine
         .get_leave_message(authed(msg::GetLeaveMessageRequest { id: submitted.id.clone() }, &other))
         .await
