@@ -15,6 +15,23 @@ use zhengna_proto::session::v1::attachment_link_service_client::AttachmentLinkSe
 use crate::identity::{Caller, IdentityKey};
 use crate::{ApiError, StartupError};
 
+/// Image extensions (发送图片 and 附件材料), ARCHITECTURE.md.
+pub const IMAGE_EXTENSIONS: &[&str] = &[
+    "tif", "pjp", "xbm", "jxl", "svgz", "jpg", "jpeg", "ico", "tiff", "gif", "svg", "jfif", "webp", "png", "bmp",
+    "pjpeg", "avif",
+];
+/// File extensions (发送文件 and 附件材料).
+pub const FILE_EXTENSIONS: &[&str] = &["txt", "xls", "xlsx", "doc", "docx", "pdf", "zip", "rar", "dbf"];
+/// Largest attachment of an appointment, 留言, reply or ticket: "不超过 20M".
+pub const MAX_ATTACHMENT_BYTES: i64 = 20 * 1024 * 1024;
+/// Attachments per appointment, 留言, reply or ticket.
+pub const MAX_PER_RECORD: usize = 5;
+
+/// Every extension an attachment may have, for the forms' rules.
+pub fn attachment_extensions() -> Vec<String> {
+    IMAGE_EXTENSIONS.iter().chain(FILE_EXTENSIONS).map(|e| (*e).to_owned()).collect()
+}
+
 /// Where the session service is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use zhengna_platform::attachments::{LinkPurpose, Linker};
+use zhengna_platform::attachments::{LinkPurpose, Linker, MAX_PER_RECORD};
 use zhengna_platform::identity::{self, Agent, AgentRole, Caller};
 use zhengna_platform::paging::Page;
 use zhengna_platform::{ApiError, FieldViolation, time};
@@ -227,9 +227,9 @@ impl pb::appointment_service_server::AppointmentService for AppointmentApi {
             slots,
             default_phone: tp.phone.clone(),
             attachment_rules: Some(pb::AttachmentRules {
-                max_size_bytes: 20 * 1024 * 1024,
-                max_count: booking::MAX_ATTACHMENTS as i32,
-                allowed_extensions: attachment_extensions(),
+                max_size_bytes: zhengna_platform::attachments::MAX_ATTACHMENT_BYTES,
+                max_count: MAX_PER_RECORD as i32,
+                allowed_extensions: zhengna_platform::attachments::attachment_extensions(),
             }),
         }))
     }
@@ -614,14 +614,4 @@ impl pb::appointment_admin_service_server::AppointmentAdminService for AdminApi 
         let updated = self.store.save_slot_config(&unit, &cfg, &by).await?;
         Ok(Response::new(pb::UpdateSlotCapacityResponse { config: Some(config_to_pb(&unit, &cfg, Some(updated))) }))
     }
-}
-
-/// Extensions allowed for 附件材料 (the chat image and file lists together).
-pub fn attachment_extensions() -> Vec<String> {
-    const IMAGES: &[&str] = &[
-        "tif", "pjp", "xbm", "jxl", "svgz", "jpg", "jpeg", "ico", "tiff", "gif", "svg", "jfif", "webp", "png", "bmp",
-        "pjpeg", "avif",
-    ];
-    const FILES: &[&str] = &["txt", "xls", "xlsx", "doc", "docx", "pdf", "zip", "rar", "dbf"];
-    IMAGES.iter().chain(FILES).map(|e| (*e).to_owned()).collect()
 }

@@ -61,9 +61,6 @@ pub struct ValidRequest {
     pub attachments: Vec<StoredAttachment>,
 }
 
-/// At most this many attachments per appointment.
-pub const MAX_ATTACHMENTS: usize = 5;
-
 struct Common<'a> {
     client_request_id: &'a str,
     service_type: &'a str,
@@ -180,7 +177,7 @@ fn validate_common(c: Common<'_>, own_office: &str, default_phone: &str, v: &mut
             "请填写正确的手机号码或带区号的固定电话。",
         ));
     }
-    if c.attachment_ids.len() > MAX_ATTACHMENTS {
+    if c.attachment_ids.len() > zhengna_platform::attachments::MAX_PER_RECORD {
         v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件材料最多上传5份。"));
     }
     let attachment_ids: Vec<String> = c.attachment_ids.iter().map(|a| a.trim().to_owned()).collect();

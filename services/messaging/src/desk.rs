@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
-use zhengna_platform::attachments::{LinkPurpose, Linker};
+use zhengna_platform::attachments::{LinkPurpose, Linker, MAX_PER_RECORD};
 use zhengna_platform::identity::{self, Agent};
 use zhengna_platform::paging::Page;
 use zhengna_platform::{ApiError, FieldViolation, time};
@@ -119,8 +119,8 @@ impl pb::leave_message_service_server::LeaveMessageService for LeaveApi {
                 })
                 .collect(),
             max_content_length: leave::MAX_CONTENT_CHARS as i32,
-            max_attachment_size_bytes: 20 * 1024 * 1024,
-            max_attachments: leave::MAX_ATTACHMENTS as i32,
+            max_attachment_size_bytes: zhengna_platform::attachments::MAX_ATTACHMENT_BYTES,
+            max_attachments: MAX_PER_RECORD as i32,
             default_phone: tp.phone.clone(),
         }))
     }
@@ -263,7 +263,7 @@ impl pb::leave_message_desk_service_server::LeaveMessageDeskService for LeaveDes
         } else if content.chars().count() > leave::MAX_REPLY_CHARS {
             v.push(FieldViolation::new("content", "must be at most 1000 characters", "回复内容最多1000个字。"));
         }
-        if r.attachment_ids.len() > leave::MAX_ATTACHMENTS {
+        if r.attachment_ids.len() > MAX_PER_RECORD {
             v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件最多上传5份。"));
         }
         if !v.is_empty() {
@@ -354,7 +354,7 @@ impl pb::ticket_desk_service_server::TicketDeskService for TicketDeskApi {
         if r.description.chars().count() > 2000 {
             v.push(FieldViolation::new("description", "must be at most 2000 characters", "工单描述最多2000个字。"));
         }
-        if r.attachment_ids.len() > leave::MAX_ATTACHMENTS {
+        if r.attachment_ids.len() > MAX_PER_RECORD {
             v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件最多上传5份。"));
         }
         let due_at = match r.due_at.as_ref().and_then(|t| DateTime::from_timestamp(t.seconds, 0)) {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
-use zhengna_platform::attachments::StoredAttachment;
+use zhengna_platform::attachments::{MAX_PER_RECORD, StoredAttachment};
 pub use zhengna_platform::db::escape_like;
 use zhengna_platform::db::filters;
 use zhengna_platform::outbox::{self, OutboxEvent};
@@ -186,9 +186,6 @@ pub struct NewLeave {
     pub attachments: Vec<StoredAttachment>,
 }
 
-/// At most this many attachments per 留言 or reply.
-pub const MAX_ATTACHMENTS: usize = 5;
-
 /// Validates a 留言 from a taxpayer whose office is `own_office`.
 pub fn validate(
     r: &pb::SubmitLeaveMessageRequest,
@@ -231,7 +228,7 @@ pub fn validate(
     if !phone.is_empty() && !mobile {
         v.push(FieldViolation::new("phone", "must be an 11-digit mobile number", "请填写正确的手机号码。"));
     }
-    if r.attachment_ids.len() > MAX_ATTACHMENTS {
+    if r.attachment_ids.len() > MAX_PER_RECORD {
         v.push(FieldViolation::new("attachment_ids", "at most 5 attachments", "附件材料最多上传5份。"));
     }
     if !v.is_empty() {

@@ -7,13 +7,7 @@ use zhengna_proto::session::v1::UploadPurpose;
 
 pub const MB: i64 = 1024 * 1024;
 
-/// Chat images (发送图片): "小于 10MB".
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "tif", "pjp", "xbm", "jxl", "svgz", "jpg", "jpeg", "ico", "tiff", "gif", "svg", "jfif", "webp", "png", "bmp",
-    "pjpeg", "avif",
-];
-/// Chat files (发送文件): "小于 10MB".
-pub const FILE_EXTENSIONS: &[&str] = &["txt", "xls", "xlsx", "doc", "docx", "pdf", "zip", "rar", "dbf"];
+pub use zhengna_platform::attachments::{FILE_EXTENSIONS, IMAGE_EXTENSIONS};
 
 /// How many leading bytes the sniffer needs at most.
 pub const SNIFF_LEN: usize = 4096;
@@ -56,7 +50,7 @@ impl Purpose {
 
     /// Largest accepted size in bytes: chat "小于10MB", attachments "不超过 20M".
     pub fn max_bytes(self) -> i64 {
-        if self.is_chat() { 10 * MB - 1 } else { 20 * MB }
+        if self.is_chat() { 10 * MB - 1 } else { zhengna_platform::attachments::MAX_ATTACHMENT_BYTES }
     }
 
     pub fn allows(self, ext: &str) -> bool {
