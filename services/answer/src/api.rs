@@ -56,6 +56,7 @@ impl AnswerApi {
         &self,
         caller: &zhengna_platform::Caller,
         r: &pb::AskRequest,
+        logged_question: String,
         decision: &str,
         mut reply: pb::AskResponse,
     ) -> Result<Response<pb::AskResponse>, Status> {
@@ -64,12 +65,11 @@ impl AnswerApi {
             zhengna_platform::Caller::Taxpayer(t) => t.tax_id.clone(),
             zhengna_platform::Caller::Agent(_) => caller.subject(),
         };
-        // The log and the event keep the question as moderation let it through.
-        let question = self.moderator.check(r.question.trim(), Direction::TaxpayerInput).masked;
         let event = pb::QuestionAsked {
             conversation_id: r.conversation_id.trim().chars().take(64).collect(),
             taxpayer_id: who.clone(),
-            question,
+            // As moderation let it through.
+            question: logged_question,
             source: r.source,
             decision: reply.decision,
             item_id: reply.answer.as_ref().map(|a| a.item_id.clone()).unwrap_or_default(),
@@ -84,6 +84,11 @@ impl AnswerApi {
         reply.reply_id = id.to_string();
         metrics::counter!("zhengna_answer_decisions_total", "decision" => decision.to_owned()).increment(1);
         Ok(Response::new(reply))
+    }
+
+    /// A question as it may be logged: with what moderation masks, masked.
+    fn masked(&self, question: &str) -> String {
+        self.moderator.check(question, Direction::TaxpayerInput).masked
     }
 
     /// Counts the round for the conversation and, after too many unresolved ones in a row,
@@ -252,7 +257,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         };
         if let Some((field, id)) = chosen {
             return match self.answer_item(id, today, 1.0).await? {
-                Some(reply) => self.finish(&caller, &r, "answer", reply).await,
+                Some(reply) => self.finish(&caller, &r, self.masked(question), "answer", reply).await,
                 None => Err(ApiError::invalid(field, "no such published item", "该问题已更新，请重新提问。").into()),
             };
         }
@@ -278,7 +283,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
                 }
             };
             let name = if reply.decision == pb::Decision::Answer as i32 { "answer" } else { "clarify" };
-            return self.finish(&caller, &r, name, reply).await;
+            return self.finish(&caller, &r, self.masked(question), name, reply).await;
         }
         if question.is_empty() {
             return Err(ApiError::invalid("question", "must not be empty", "请输入您要咨询的问题。").into());
@@ -319,7 +324,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
                 emotion: checked.emotion as i32,
                 ..Default::default()
             };
-            return self.finish(&caller, &r, "blocked", reply).await;
+            return self.finish(&caller, &r, checked.masked.clone(), "blocked", reply).await;
         }
         let agitated = checked.emotion == pb::Emotion::Angry;
         if crate::engine::transfer_intent(question) {
@@ -330,10 +335,10 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
                 confidence: 1.0,
                 ..Default::default()
             };
-            return self.finish(&caller, &r, "transfer", reply).await;
+            return self.finish(&caller, &r, checked.masked.clone(), "transfer", reply).await;
         }
         if let Some((node_id, node)) = self.trees.for_input(question) {
-            return self.finish(&caller, &r, "clarify", tree_reply(node_id, node, 0)).await;
+            return self.finish(&caller, &r, checked.masked.clone(), "clarify", tree_reply(node_id, node, 0)).await;
         }
         let engine = self.engine();
         let decision = engine.decide(question, &ctx);
@@ -390,7 +395,7 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             reply.text = format!("{}{}", moderation::SOOTHING, reply.text);
             reply.suggest_transfer = true;
         }
-        self.finish(&caller, &r, decision_name(&decision), reply).await
+        self.finish(&caller, &r, checked.masked.clone(), decision_name(&decision), reply).await
     }
 
     async fn list_packages(

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::engine::analyzer::normalize;
+use crate::engine::analyzer::compact;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Node {
@@ -47,7 +47,7 @@ const SUFFIXES: &[&str] =
     &["方面的问题", "的问题", "问题", "相关", "的事", "方面", "咨询", "怎么办", "吗", "呢", "啊", "呀", "的"];
 
 fn strip(text: &str) -> String {
-    let mut t = normalize(text).replace(' ', "");
+    let mut t = compact(text);
     loop {
         let before = t.len();
         for p in PREFIXES {

@@ -182,6 +182,11 @@ pub fn normalize(text: &str) -> String {
     simplified.chars().map(|c| if c.is_alphanumeric() || is_cjk(c) { c } else { ' ' }).collect()
 }
 
+/// [`normalize`] without the spaces: for substring and whole-phrase comparisons.
+pub fn compact(text: &str) -> String {
+    normalize(text).replace(' ', "")
+}
+
 /// Plain pinyin (no tones) of a CJK character.
 fn char_pinyin(c: char) -> Option<&'static str> {
     use pinyin::ToPinyin;
@@ -218,7 +223,7 @@ impl Analyzer {
             }
         };
         for line in dicts.synonyms.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            let mut words = line.split_whitespace().map(normalize).map(|w| w.replace(' ', ""));
+            let mut words = line.split_whitespace().map(compact);
             let Some(canonical) = words.next() else { continue };
             jieba.add_word(&canonical, Some(5000), None);
             add_pinyin(&canonical, &mut pinyin_terms);
@@ -233,7 +238,7 @@ impl Analyzer {
             let mut parts = line.split_whitespace();
             let Some(word) = parts.next() else { continue };
             let freq = parts.next().and_then(|f| f.parse::<usize>().ok());
-            let word = normalize(word).replace(' ', "");
+            let word = compact(word);
             jieba.add_word(&word, freq.or(Some(2000)), None);
             add_pinyin(synonyms.get(&word).map(String::as_str).unwrap_or(&word), &mut pinyin_terms);
         }

@@ -50,7 +50,7 @@ struct Typeahead {
 impl Typeahead {
     fn new(question: &str) -> Self {
         use pinyin::ToPinyin;
-        let text = analyzer::normalize(question).replace(' ', "");
+        let text = analyzer::compact(question);
         let mut pinyin = String::new();
         let mut initials = String::new();
         for p in text.as_str().to_pinyin().flatten() {
@@ -150,6 +150,7 @@ pub struct Engine {
     items: Vec<EngineItem>,
     typeahead: Vec<Typeahead>,
     by_key: HashMap<String, usize>,
+    by_catalog: HashMap<String, usize>,
     pub thresholds: Thresholds,
 }
 
@@ -178,8 +179,14 @@ impl Engine {
         }
         index.finish();
         let by_key = items.iter().enumerate().map(|(i, it)| (it.key.clone(), i)).collect();
+        let by_catalog = items
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| !it.catalog_id.is_empty())
+            .map(|(i, it)| (it.catalog_id.clone(), i))
+            .collect();
         let typeahead = items.iter().map(|i| Typeahead::new(&i.question)).collect();
-        Self { analyzer, index, items, typeahead, by_key, thresholds: Thresholds::default() }
+        Self { analyzer, index, items, typeahead, by_key, by_catalog, thresholds: Thresholds::default() }
     }
 
     pub fn items(&self) -> &[EngineItem] {
@@ -192,7 +199,7 @@ impl Engine {
 
     /// The published item with this catalog id.
     pub fn by_catalog(&self, catalog_id: &str) -> Option<&EngineItem> {
-        self.items.iter().find(|i| i.catalog_id == catalog_id)
+        self.by_catalog.get(catalog_id).map(|i| &self.items[*i])
     }
 
     pub fn variants(&self) -> usize {
@@ -238,7 +245,7 @@ impl Engine {
     /// pinyin or initials start with typed Latin letters, most asked first; topped up with
     /// the best fuzzy matches.
     pub fn autocomplete(&self, typed: &str, ctx: &Context<'_>, limit: usize) -> Vec<Completion> {
-        let text = analyzer::normalize(typed).replace(' ', "");
+        let text = analyzer::compact(typed);
         if text.is_empty() || limit == 0 {
             return Vec::new();
         }
@@ -415,7 +422,7 @@ fn transfer_phrases() -> &'static [String] {
     PHRASES.get_or_init(|| {
         let mut v: Vec<String> = include_str!("../../seed/dict/transfer_intent.txt")
             .lines()
-            .map(|l| analyzer::normalize(l.trim()).replace(' ', ""))
+            .map(|l| analyzer::compact(l.trim()))
             .filter(|l| !l.is_empty())
             .collect();
         // Longest first, so 人工客服 is removed whole rather than 人工.
@@ -432,7 +439,7 @@ const ABOUT_THE_SERVICE: &[&str] =
 /// Whether the taxpayer asks to be put through to a person (§3.1): a transfer phrase with
 /// little else, and nothing that makes it a question about the service.
 pub fn transfer_intent(question: &str) -> bool {
-    let text = analyzer::normalize(question).replace(' ', "");
+    let text = analyzer::compact(question);
     let Some(phrase) = transfer_phrases().iter().find(|p| text.contains(p.as_str())) else { return false };
     if ABOUT_THE_SERVICE.iter().any(|w| text.contains(w)) {
         return false;
