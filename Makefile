@@ -10,7 +10,7 @@ help: ## List targets
 setup: ## Install and start what is missing (PostgreSQL, tansu, Node packages)
 	deploy/local/setup.sh
 
-dev: setup ## Run the whole platform locally with a seeded KB and demo logins (Ctrl-C stops it)
+dev: setup web ## Run the whole platform locally with a seeded KB and demo logins (Ctrl-C stops it)
 	cargo build --workspace --bins
 	cargo run -q -p xtask -- dev
 
@@ -18,12 +18,19 @@ test: setup ## Run all tests (unit, service, integration, grpc-web) against real
 	@# Databases left by interrupted earlier runs (tests drop their own when they finish).
 	@psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'zt\_%'" 2>/dev/null \
 	  | while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"; done || true
+	$(MAKE) --no-print-directory web
 	cargo build --workspace --all-targets
 ifeq ($(NEXTEST),yes)
 	cargo nextest run --workspace --profile $(if $(CI),ci,default)
 else
 	cargo test --workspace
 endif
+
+web: ## Build the taxpayer web (web/dist), served by the gateway
+	cd web && npm run build
+
+e2e: ## Browser tests against a running `make dev` (E2E_BASE_URL to point elsewhere)
+	cd web && npm run e2e
 
 lint: ## rustfmt, clippy and buf lint
 	cargo fmt --all --check
@@ -39,4 +46,4 @@ bench: setup ## Run benchmarks and print their figures (see docs/benchmarks.md)
 bench-answer: ## Answer quality (top1/top3/confident_wrong) and engine speed; FILE=path.jsonl evaluates one file
 	cargo run --release -q -p zhengna-answer --example bench_answer -- $(FILE)
 
-.PHONY: help setup dev test lint codegen bench bench-answer
+.PHONY: help setup dev test web e2e lint codegen bench bench-answer

@@ -47,10 +47,19 @@ if [ -z "${TANSU_BIN:-}" ] && [ ! -x "$TOOLS/bin/tansu" ] && ! command -v tansu 
   cargo install tansu --version 0.6.0 --locked --features "dynostore postgres" --root "$TOOLS"
 fi
 
+# Debian's Chromium for the browser tests (playwright-core drives it; no browser download),
+# with CJK fonts so screenshots show Chinese text.
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+  say "installing Chromium and CJK fonts"; apt_install --no-install-recommends chromium fonts-noto-cjk
+fi
+if ! fc-list 2>/dev/null | grep -qi "cjk\|wqy\|droid sans fallback"; then
+  say "installing CJK fonts"; apt_install --no-install-recommends fonts-noto-cjk
+fi
+
 # Node packages (lockfiles committed; installs only when missing or changed). tools/ uses
 # `npm install`: npm's lockfile for @bufbuild/buf lists only this platform's optional
 # binary, which `npm ci` rejects.
-for dir in integration-tests/grpc-web tools; do
+for dir in integration-tests/grpc-web tools web; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     if [ "$dir" = tools ]; then verb=install; else verb=ci; fi
     say "npm $verb in $dir"; (cd "$dir" && npm "$verb" --no-audit --no-fund --loglevel=error)

@@ -91,7 +91,7 @@ impl Default for Config {
             .map(str::to_owned)
             .collect(),
             cors_allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
-            web_dir: PathBuf::from("web/static"),
+            web_dir: PathBuf::from("web/dist"),
             rate_limit: limits::RateLimitConfig::default(),
         }
     }
@@ -114,6 +114,10 @@ struct TokenQuery {
     user: String,
     #[serde(default)]
     ttl_secs: Option<i64>,
+    /// Replaces the demo login's subject (纳税人识别号 / staff id), so tests and demos can act
+    /// as many distinct taxpayers of the same kind. Development issuer only.
+    #[serde(default)]
+    sub: Option<String>,
 }
 
 fn is_grpc(req: &http::Request<axum::body::Body>) -> bool {
@@ -167,8 +171,16 @@ impl App {
             },
         );
         let grpc = tower::ServiceBuilder::new().layer(tonic_web::GrpcWebLayer::new()).service(forward);
-        let index = cfg.web_dir.join("index.html");
-        let files = ServeDir::new(&cfg.web_dir).fallback(ServeFile::new(index));
+        // The web build (web/dist); before `npm run build` has run, the placeholder page.
+        let web_dir = if cfg.web_dir.join("index.html").exists() {
+            cfg.web_dir.clone()
+        } else {
+            let placeholder = cfg.web_dir.with_file_name("static");
+            tracing::warn!(web_dir = %cfg.web_dir.display(), fallback = %placeholder.display(), "web build missing; serving the placeholder page (run `npm ci && npm run build` in web/)");
+            placeholder
+        };
+        let index = web_dir.join("index.html");
+        let files = ServeDir::new(&web_dir).fallback(ServeFile::new(index));
         let dispatch = tower::service_fn(move |req: http::Request<axum::body::Body>| {
             let grpc = grpc.clone();
             let files = files.clone();
@@ -209,7 +221,14 @@ impl App {
                                 return (http::StatusCode::NOT_FOUND, "unknown demo identity").into_response();
                             };
                             let ttl = q.ttl_secs.unwrap_or(8 * 3600).clamp(60, 24 * 3600);
-                            match m.mint(&who.claims(chrono::Utc::now().timestamp(), ttl)) {
+                            let mut claims = who.claims(chrono::Utc::now().timestamp(), ttl);
+                            if let Some(sub) = q.sub.as_deref() {
+                                if sub.is_empty() || sub.len() > 64 || !sub.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                                    return (http::StatusCode::BAD_REQUEST, "sub: 1-64 letters, digits, - or _").into_response();
+                                }
+                                claims.sub = sub.to_owned();
+                            }
+                            match m.mint(&claims) {
                                 Ok(token) => axum::Json(
                                     serde_json::json!({ "token": token, "expires_in": ttl, "identity": who }),
                                 )

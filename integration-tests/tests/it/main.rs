@@ -9,3 +9,4 @@ mod grpc_web;
 mod human;
 mod messaging;
 mod platform;
+mod web_e2e;
