@@ -6,8 +6,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use zhengna_integration_tests::{Stack, authed};
-use zhengna_proto::queue::v1 as queue;
-use zhengna_proto::queue::v1::queue_admin_service_client::QueueAdminServiceClient;
+use zhengna_proto::answer::v1 as answer;
+use zhengna_proto::answer::v1::speech_service_client::SpeechServiceClient;
 use zhengna_proto::session::v1 as pb;
 use zhengna_proto::session::v1::conversation_service_client::ConversationServiceClient;
 
@@ -62,13 +62,13 @@ async fn services_refuse_calls_without_a_valid_internal_identity() {
 #[tokio::test(flavor = "multi_thread")]
 async fn later_methods_say_unimplemented_and_name_their_issue() {
     let stack = Stack::start().await;
-    let mut q = QueueAdminServiceClient::new(stack.gateway_channel().await);
-    let err = q
-        .list_skill_groups(authed(queue::ListSkillGroupsRequest::default(), &stack.token("supervisor-jinan")))
+    let mut speech = SpeechServiceClient::new(stack.gateway_channel().await);
+    let err = speech
+        .synthesize_speech(authed(answer::SynthesizeSpeechRequest::default(), &stack.token("taxpayer-jinan")))
         .await
         .expect_err("not yet");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
-    assert!(err.message().contains("issue 4"), "{}", err.message());
+    assert!(err.message().contains("issue 3"), "{}", err.message());
     stack.stop().await;
 }
 

@@ -14,7 +14,8 @@ use zhengna_platform::{ApiError, FieldViolation};
 use zhengna_proto::common::v1 as common;
 use zhengna_proto::queue::v1 as pb;
 
-use crate::store::{Queue, Standing, state_pb, trigger_str, ts};
+use crate::groups;
+use crate::store::{Enqueued, Queue, Standing, state_pb, trigger_str, ts};
 
 fn parse_id(field: &str, s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s.trim()).map_err(|_| ApiError::invalid(field, "must be a UUID", "标识无效，请刷新后重试。"))
@@ -27,6 +28,7 @@ fn position(s: &Standing) -> pb::QueuePosition {
         }
         "assigned" => format!("税务人员{}已接入，正在为您服务。", s.entry.agent_name),
         "cancelled" => "您已取消排队。".to_owned(),
+        "expired" => "本次排队已结束，您可以留言或预约互动。".to_owned(),
         _ => String::new(),
     };
     pb::QueuePosition {
@@ -85,23 +87,62 @@ impl pb::queue_service_server::QueueService for QueueApi {
         let Some(conversation) = conversation.filter(|_| v.is_empty()) else {
             return Err(ApiError::InvalidArgument(v).into());
         };
-        let (entry, fresh) = self
+        let conversation = conversation.to_string();
+        let respond = |entry: &crate::store::EntryRow, standing: &Standing, outcome: pb::EnqueueOutcome| {
+            pb::EnqueueForHumanResponse {
+                entry: Some(entry.to_proto(standing.position)),
+                outcome: outcome as i32,
+                notice: position(standing).notice,
+                business_hours: None,
+                offer_leave_message: true,
+                offer_appointment: true,
+            }
+        };
+        // An open entry is returned as it is, whatever the hours.
+        if let Some(open) = self.queue.open_entry(&conversation, &tp.tax_id).await? {
+            let standing = self
+                .queue
+                .standing(open.id, &tp.tax_id)
+                .await?
+                .ok_or_else(|| ApiError::Internal("entry vanished".into()))?;
+            return Ok(Response::new(respond(&open, &standing, pb::EnqueueOutcome::AlreadyQueued)));
+        }
+        let route = self.queue.route(&tp.office_code, r.topic_hint.trim()).await?;
+        let hours = groups::business_hours(self.queue.pool(), &route.office, chrono::Utc::now()).await?;
+        if !hours.open_now {
+            return Ok(Response::new(pb::EnqueueForHumanResponse {
+                entry: None,
+                outcome: pb::EnqueueOutcome::Closed as i32,
+                notice: hours.notice.clone(),
+                business_hours: Some(hours),
+                offer_leave_message: true,
+                offer_appointment: true,
+            }));
+        }
+        let (entry, fresh) = match self
             .queue
-            .enqueue(tp, &conversation.to_string(), trigger, r.topic_hint.trim(), r.question_summary.trim())
-            .await?;
+            .enqueue(tp, &conversation, trigger, r.topic_hint.trim(), r.question_summary.trim(), &route)
+            .await?
+        {
+            Enqueued::Entry(e, fresh) => (*e, fresh),
+            Enqueued::Full(_) => {
+                return Ok(Response::new(pb::EnqueueForHumanResponse {
+                    entry: None,
+                    outcome: pb::EnqueueOutcome::QueueFull as i32,
+                    notice: "当前咨询人数较多，排队已满，请稍后再试，或留言、预约互动。".into(),
+                    business_hours: None,
+                    offer_leave_message: true,
+                    offer_appointment: true,
+                }));
+            }
+        };
         let standing = self
             .queue
             .standing(entry.id, &tp.tax_id)
             .await?
             .ok_or_else(|| ApiError::Internal("entry vanished".into()))?;
-        Ok(Response::new(pb::EnqueueForHumanResponse {
-            entry: Some(entry.to_proto(standing.position)),
-            outcome: if fresh { pb::EnqueueOutcome::Queued as i32 } else { pb::EnqueueOutcome::AlreadyQueued as i32 },
-            notice: position(&standing).notice,
-            business_hours: None,
-            offer_leave_message: true,
-            offer_appointment: true,
-        }))
+        let outcome = if fresh { pb::EnqueueOutcome::Queued } else { pb::EnqueueOutcome::AlreadyQueued };
+        Ok(Response::new(respond(&entry, &standing, outcome)))
     }
 
     /// Position updates whenever the office's line moves, until the entry leaves the line;
@@ -159,6 +200,27 @@ impl pb::queue_service_server::QueueService for QueueApi {
         let id = parse_id("entry_id", &request.get_ref().entry_id)?;
         let entry = self.queue.cancel(id, &tp.tax_id).await?;
         Ok(Response::new(pb::CancelQueueEntryResponse { entry: Some(entry.to_proto(0)) }))
+    }
+
+    async fn get_business_hours(
+        &self,
+        request: Request<pb::GetBusinessHoursRequest>,
+    ) -> Result<Response<pb::GetBusinessHoursResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let requested = request.get_ref().office_code.trim();
+        let office = if !requested.is_empty() {
+            if zhengna_platform::offices::subtree_prefix(requested).is_none() {
+                return Err(ApiError::invalid("office_code", "an 11-digit office code", "税务机关代码有误。").into());
+            }
+            requested.to_owned()
+        } else if let Ok(tp) = caller.taxpayer() {
+            // The office that would serve this taxpayer.
+            self.queue.route(&tp.office_code, "").await?.office
+        } else {
+            caller.agent()?.office_code.clone()
+        };
+        let hours = groups::business_hours(self.queue.pool(), &office, chrono::Utc::now()).await?;
+        Ok(Response::new(pb::GetBusinessHoursResponse { business_hours: Some(hours) }))
     }
 }
 
@@ -269,10 +331,12 @@ impl pb::agent_desk_service_server::AgentDeskService for DeskApi {
         let caller = identity::caller(&request)?;
         let agent = caller.agent()?;
         let group = request.get_ref().skill_group_id.trim();
-        if !group.is_empty() && group != agent.office_code {
-            return Err(ApiError::PermissionDenied("agents serve their own office's line".into()).into());
-        }
-        let entry = self.queue.claim(&agent.agent_id, None).await?;
+        let group = if group.is_empty() || group == agent.office_code {
+            None
+        } else {
+            Some(parse_id("skill_group_id", group)?)
+        };
+        let entry = self.queue.claim(&agent.agent_id, None, group).await?;
         Ok(Response::new(pb::ClaimNextEntryResponse {
             assignment: Some(pb::Assignment {
                 assigned_at: entry.assigned_at.map(ts),
@@ -290,7 +354,7 @@ impl pb::agent_desk_service_server::AgentDeskService for DeskApi {
         let caller = identity::caller(&request)?;
         let agent = caller.agent()?;
         let id = parse_id("entry_id", &request.get_ref().entry_id)?;
-        let entry = self.queue.claim(&agent.agent_id, Some(id)).await?;
+        let entry = self.queue.claim(&agent.agent_id, Some(id), None).await?;
         Ok(Response::new(pb::ClaimEntryResponse {
             assignment: Some(pb::Assignment {
                 assigned_at: entry.assigned_at.map(ts),
@@ -365,6 +429,39 @@ impl pb::agent_desk_service_server::AgentDeskService for DeskApi {
                 .enumerate()
                 .map(|(i, e)| e.to_proto(if e.state == "waiting" { waiting_base + i as i32 + 1 } else { 0 }))
                 .collect(),
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?;
+        let r = request.get_ref();
+        if !r.office_code.trim().is_empty() && r.office_code.trim() != agent.office_code {
+            return Err(ApiError::PermissionDenied("agents see their own office's agents".into()).into());
+        }
+        let group = match r.skill_group_id.trim() {
+            "" => None,
+            g if g == agent.office_code => None,
+            g => Some(parse_id("skill_group_id", g)?),
+        };
+        let mut presences = Vec::new();
+        for (i, p) in r.presences.iter().enumerate() {
+            presences.push(match pb::AgentPresence::try_from(*p) {
+                Ok(pb::AgentPresence::Online) => "online",
+                Ok(pb::AgentPresence::Busy) => "busy",
+                Ok(pb::AgentPresence::Away) => "away",
+                Ok(pb::AgentPresence::Offline) => "offline",
+                _ => return Err(ApiError::invalid(&format!("presences[{i}]"), "unknown presence", "状态有误。").into()),
+            });
+        }
+        let page = Page::from_request(r.page.as_ref())?;
+        let (rows, total) = self.queue.agents(&agent.office_code, group, &presences, page.size, page.offset).await?;
+        Ok(Response::new(pb::ListAgentsResponse {
+            page: Some(page.response(rows.len(), total)),
+            agents: rows.iter().map(|a| a.to_proto()).collect(),
         }))
     }
 }

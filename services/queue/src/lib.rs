@@ -1,10 +1,14 @@
 //! 人工排队 — the queue service: the line for human service per tax office (routed up the
 //! office hierarchy to the nearest staffed office), live position and estimated wait,
 //! cancel while waiting, agent presence and capacity, and claims that never exceed it.
-//! Skill groups, business hours, transfer and auto-assignment come with the rest of issue 4.
+//! Skill groups route by topic within an office, with automatic (longest-idle agent) or
+//! manual assignment; business hours (inherited down the hierarchy) close the line, and
+//! entries past their maximum wait are dropped as abandoned.
 
 mod api;
 mod events;
+pub mod groups;
+pub mod hours;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -31,6 +35,13 @@ pub struct Config {
     pub kafka: zhengna_platform::kafka::KafkaConfig,
     /// Consumer group for session events.
     pub consumer_group: String,
+    /// Maximum wait in the office-wide line (offices without skill groups), in minutes;
+    /// 0 = no limit. Groups set their own.
+    pub default_max_wait_minutes: i32,
+    /// How often auto-assignment runs without a wake-up (seconds).
+    pub assign_secs: u64,
+    /// How often abandoned entries and closed offices are swept (seconds).
+    pub sweep_secs: u64,
 }
 
 impl Default for Config {
@@ -42,6 +53,9 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             kafka: zhengna_platform::kafka::KafkaConfig::default(),
             consumer_group: "zhengna-queue".into(),
+            default_max_wait_minutes: 60,
+            assign_secs: 2,
+            sweep_secs: 10,
         }
     }
 }
@@ -54,16 +68,55 @@ impl ServiceConfig for Config {
 
 const TOPIC: &str = "the queue and human interaction (issue 4)";
 
-/// Skill-group administration comes with the rest of issue 4: UNIMPLEMENTED naming it.
-struct Later;
-
-#[tonic::async_trait]
-impl pb::queue_admin_service_server::QueueAdminService for Later {}
+/// Background work: auto-assignment whenever a line moves (and every `assign_secs`), and
+/// the sweep of abandoned entries and of lines whose business hours closed.
+async fn background(queue: store::Queue, hub: db::ListenHub, cfg: Config, shutdown: CancellationToken) {
+    use std::time::Duration;
+    let mut wakes = hub.subscribe();
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        let idle = Duration::from_secs(cfg.assign_secs.max(1));
+        if let db::Waited::Done = db::wait_for(&mut wakes, |_| true, idle, &shutdown).await {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            // The listener is gone (reconnecting): fall back to the timer.
+            tokio::time::sleep(idle).await;
+        }
+        match queue.auto_assign(200).await {
+            Ok(n) if n > 0 => tracing::debug!(assigned = n, "auto-assignment"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "auto-assignment failed"),
+        }
+        if last_sweep.elapsed() >= Duration::from_secs(cfg.sweep_secs.max(1)) {
+            last_sweep = tokio::time::Instant::now();
+            let mut closed = Vec::new();
+            match queue.offices_waiting().await {
+                Ok(offices) => {
+                    for office in offices {
+                        match groups::business_hours(queue.pool(), &office, chrono::Utc::now()).await {
+                            Ok(h) if !h.open_now => closed.push(office),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, %office, "business hours"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing waiting offices"),
+            }
+            match queue.expire_overdue(cfg.default_max_wait_minutes, &closed).await {
+                Ok(n) if n > 0 => tracing::info!(expired = n, "queue entries abandoned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "abandonment sweep failed"),
+            }
+        }
+    }
+}
 
 pub struct App {
     server: RunningServer,
     relay: tokio::task::JoinHandle<()>,
     consumer: tokio::task::JoinHandle<Result<(), StartupError>>,
+    worker: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
 }
 
@@ -87,8 +140,9 @@ impl App {
         ));
         let relay = tokio::spawn(zhengna_platform::kafka::Relay::new(pool.clone(), &cfg.kafka)?.run(shutdown.clone()));
         let hub = db::ListenHub::start(&pool, store::CHANNEL, shutdown.clone()).await?;
-        let queue = store::Queue::new(pool);
+        let queue = store::Queue::new(pool.clone());
         let desk_hub = hub.clone();
+        let worker = tokio::spawn(background(queue.clone(), hub.clone(), cfg.clone(), shutdown.clone()));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::queue_service_server::QueueServiceServer::new(
             api::QueueApi::new(queue.clone(), hub, shutdown.clone()),
@@ -98,7 +152,7 @@ impl App {
             desk_hub,
             shutdown.clone(),
         )))
-        .add_service(pb::queue_admin_service_server::QueueAdminServiceServer::new(Later));
+        .add_service(pb::queue_admin_service_server::QueueAdminServiceServer::new(groups::AdminApi::new(pool)));
         let names = vec![
             "zhengna.queue.v1.QueueService",
             "zhengna.queue.v1.AgentDeskService",
@@ -114,7 +168,7 @@ impl App {
             shutdown: shutdown.clone(),
         })
         .await?;
-        Ok(Self { server, relay, consumer, shutdown })
+        Ok(Self { server, relay, consumer, worker, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -130,6 +184,7 @@ impl App {
         let res = self.server.stopped().await;
         let _ = self.relay.await;
         let _ = self.consumer.await;
+        let _ = self.worker.await;
         res
     }
 }

@@ -39,10 +39,44 @@ pub struct EntryRow {
     pub enqueued_at: DateTime<Utc>,
     pub assigned_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    pub skill_group_id: Option<Uuid>,
+    pub skill_group_name: String,
+    pub transfer_count: i32,
 }
 
 const ENTRY: &str = "id, conversation_id, taxpayer_id, taxpayer_name, office_code, trigger, state, topic_hint,
-    question_summary, channel, agent_id, agent_name, enqueued_at, assigned_at, closed_at";
+    question_summary, channel, agent_id, agent_name, enqueued_at, assigned_at, closed_at, skill_group_id,
+    skill_group_name, transfer_count";
+
+/// Whether agent `$AGENT` may serve entry `e`: the office-wide line, a group it belongs to, or
+/// a group without members (served by the whole office).
+fn eligible(agent_param: &str) -> String {
+    format!(
+        "(e.skill_group_id IS NULL
+          OR EXISTS (SELECT 1 FROM skill_group_members m WHERE m.group_id = e.skill_group_id AND m.agent_id = {agent_param})
+          OR NOT EXISTS (SELECT 1 FROM skill_group_members m WHERE m.group_id = e.skill_group_id))"
+    )
+}
+
+/// The line an entry waits in: its group, or the office-wide line (keyed by office code).
+pub fn line_id(group: Option<Uuid>, office: &str) -> String {
+    group.map(|g| g.to_string()).unwrap_or_else(|| office.to_owned())
+}
+
+/// Where a new request goes: the serving office and, if the office has groups, the group.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub office: String,
+    pub group: Option<crate::groups::GroupRow>,
+}
+
+/// What an enqueue did.
+pub enum Enqueued {
+    /// The entry, and whether it is new.
+    Entry(Box<EntryRow>, bool),
+    /// The group's line is at `max_waiting`.
+    Full(String),
+}
 
 pub fn trigger_str(t: pb::QueueTrigger) -> &'static str {
     match t {
@@ -98,8 +132,8 @@ impl EntryRow {
                 office_code: self.office_code.clone(),
             }),
             office: Some(common::OfficeRef { code: self.office_code.clone(), ..Default::default() }),
-            skill_group_id: self.office_code.clone(),
-            skill_group_name: String::new(),
+            skill_group_id: line_id(self.skill_group_id, &self.office_code),
+            skill_group_name: self.skill_group_name.clone(),
             trigger: trigger_pb(&self.trigger) as i32,
             state: state_pb(&self.state) as i32,
             position,
@@ -109,7 +143,7 @@ impl EntryRow {
             agent: self.agent_ref(),
             topic_hint: self.topic_hint.clone(),
             question_summary: self.question_summary.clone(),
-            transfer_count: 0,
+            transfer_count: self.transfer_count,
             channel: self.channel.clone(),
         }
     }
@@ -124,9 +158,11 @@ pub struct AgentRow {
     pub capacity: i32,
     pub active_count: i32,
     pub presence_since: DateTime<Utc>,
+    pub groups: Vec<String>,
 }
 
-const AGENT: &str = "agent_id, name, office_code, presence, capacity, active_count, presence_since";
+const AGENT: &str = "agent_id, name, office_code, presence, capacity, active_count, presence_since,
+    ARRAY(SELECT m.group_id::text FROM skill_group_members m WHERE m.agent_id = agents.agent_id ORDER BY 1) AS groups";
 
 pub fn presence_pb(s: &str) -> pb::AgentPresence {
     match s {
@@ -149,7 +185,7 @@ impl AgentRow {
             presence: presence_pb(&self.presence) as i32,
             capacity: self.capacity,
             active_count: self.active_count,
-            skill_group_ids: vec![self.office_code.clone()],
+            skill_group_ids: if self.groups.is_empty() { vec![self.office_code.clone()] } else { self.groups.clone() },
             presence_since: Some(ts(self.presence_since)),
         }
     }
@@ -204,21 +240,25 @@ impl Queue {
         Self { pool }
     }
 
-    /// The office that serves a taxpayer of `office`: itself if it has agents, else the
-    /// nearest ancestor that has; the taxpayer's own office when none has any yet.
-    pub async fn route(&self, office: &str) -> Result<String, ApiError> {
+    /// The office that serves a taxpayer of `office`: itself if it has skill groups or
+    /// agents, else the nearest ancestor that has; the taxpayer's own office when none has
+    /// any yet. Within that office the group whose longest topic prefix matches `topic`
+    /// wins, then the office's default group; an office without groups has one line.
+    pub async fn route(&self, office: &str, topic: &str) -> Result<Route, ApiError> {
         let mut code = office.to_owned();
         loop {
-            let staffed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM agents WHERE office_code = $1)")
-                .bind(&code)
-                .fetch_one(&self.pool)
-                .await?;
+            let groups = crate::groups::list_in(&self.pool, &code).await?;
+            let staffed = !groups.is_empty()
+                || sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM agents WHERE office_code = $1)")
+                    .bind(&code)
+                    .fetch_one(&self.pool)
+                    .await?;
             if staffed {
-                return Ok(code);
+                return Ok(Route { office: code, group: crate::groups::pick(groups, topic) });
             }
             match offices::parent(&code) {
                 Some(p) => code = p,
-                None => return Ok(office.to_owned()),
+                None => return Ok(Route { office: office.to_owned(), group: None }),
             }
         }
     }
@@ -231,7 +271,8 @@ impl Queue {
         trigger: &'static str,
         topic_hint: &str,
         question_summary: &str,
-    ) -> Result<(EntryRow, bool), ApiError> {
+        route: &Route,
+    ) -> Result<Enqueued, ApiError> {
         let open = |pool: PgPool, conv: String| async move {
             sqlx::query_as::<_, EntryRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {ENTRY} FROM queue_entries WHERE conversation_id = $1 AND state IN ('waiting', 'assigned')"
@@ -244,14 +285,30 @@ impl Queue {
             if existing.taxpayer_id != tp.tax_id {
                 return Err(ApiError::NotFound("conversation".into()));
             }
-            return Ok((existing, false));
+            return Ok(Enqueued::Entry(Box::new(existing), false));
         }
-        let office = self.route(&tp.office_code).await?;
+        let office = route.office.clone();
+        let group = route.group.as_ref();
         let mut tx = self.pool.begin().await?;
+        if let Some(g) = group {
+            // Serialise enqueues of one group so max_waiting holds under concurrency.
+            sqlx::query("SELECT 1 FROM skill_groups WHERE id = $1 FOR UPDATE").bind(g.id).execute(&mut *tx).await?;
+            if g.max_waiting > 0 {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM queue_entries WHERE skill_group_id = $1 AND state = 'waiting'",
+                )
+                .bind(g.id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if waiting >= i64::from(g.max_waiting) {
+                    return Ok(Enqueued::Full(g.name.clone()));
+                }
+            }
+        }
         let inserted: Result<EntryRow, sqlx::Error> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO queue_entries (id, conversation_id, taxpayer_id, taxpayer_name, office_code, trigger, state,
-                 topic_hint, question_summary)
-             VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7, $8) RETURNING {ENTRY}"
+                 topic_hint, question_summary, skill_group_id, skill_group_name)
+             VALUES ($1, $2, $3, $4, $5, $6, 'waiting', $7, $8, $9, $10) RETURNING {ENTRY}"
         )))
         .bind(Uuid::now_v7())
         .bind(conversation_id)
@@ -261,6 +318,8 @@ impl Queue {
         .bind(trigger)
         .bind(topic_hint)
         .bind(question_summary)
+        .bind(group.map(|g| g.id))
+        .bind(group.map(|g| g.name.clone()).unwrap_or_default())
         .fetch_one(&mut *tx)
         .await;
         let entry = match inserted.map_err(ApiError::from) {
@@ -271,7 +330,7 @@ impl Queue {
                 let existing = open(self.pool.clone(), conversation_id.to_owned())
                     .await?
                     .ok_or_else(|| ApiError::Internal("queue entry vanished after conflict".into()))?;
-                return Ok((existing, false));
+                return Ok(Enqueued::Entry(Box::new(existing), false));
             }
             Err(e) => return Err(e),
         };
@@ -283,7 +342,7 @@ impl Queue {
         )
         .await?;
         tx.commit().await?;
-        Ok((entry, true))
+        Ok(Enqueued::Entry(Box::new(entry), true))
     }
 
     /// A taxpayer's own entry.
@@ -302,11 +361,12 @@ impl Queue {
         let Some(entry) = self.entry_of(id, tax_id).await? else { return Ok(None) };
         let (ahead, waiting): (i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE (enqueued_at, id) < ($2, $3)), count(*)
-             FROM queue_entries WHERE office_code = $1 AND state = 'waiting'",
+             FROM queue_entries WHERE office_code = $1 AND skill_group_id IS NOT DISTINCT FROM $4 AND state = 'waiting'",
         )
         .bind(&entry.office_code)
         .bind(entry.enqueued_at)
         .bind(entry.id)
+        .bind(entry.skill_group_id)
         .fetch_one(&self.pool)
         .await?;
         let position = if entry.state == "waiting" { ahead as i32 + 1 } else { 0 };
@@ -363,9 +423,17 @@ impl Queue {
         Ok(cancelled)
     }
 
-    /// Sets an agent's presence and capacity (creating the agent on first use).
+    /// Sets an agent's presence and capacity (creating the agent on first use), with an
+    /// `AgentPresenceChanged` event when either changed, and wakes the office's line (an
+    /// agent coming online may take auto-assigned entries).
     pub async fn set_presence(&self, a: &Agent, presence: &'static str, capacity: i32) -> Result<AgentRow, ApiError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let mut tx = self.pool.begin().await?;
+        let before: Option<(String, i32)> =
+            sqlx::query_as("SELECT presence, capacity FROM agents WHERE agent_id = $1 FOR UPDATE")
+                .bind(&a.agent_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let row: AgentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO agents (agent_id, name, office_code, presence, capacity) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (agent_id) DO UPDATE SET name = EXCLUDED.name, office_code = EXCLUDED.office_code,
                  capacity = EXCLUDED.capacity,
@@ -378,8 +446,78 @@ impl Queue {
         .bind(&a.office_code)
         .bind(presence)
         .bind(capacity)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
+        .await?;
+        if before.as_ref().is_none_or(|(p, c)| p != presence || *c != capacity) {
+            let event = pb::QueueEvent {
+                aggregate_id: a.agent_id.clone(),
+                occurred_at: Some(ts(Utc::now())),
+                payload: Some(pb::queue_event::Payload::AgentPresenceChanged(pb::AgentPresenceChanged {
+                    state: Some(row.to_proto()),
+                    previous: before.as_ref().map(|(p, _)| presence_pb(p)).unwrap_or(pb::AgentPresence::Offline) as i32,
+                })),
+            };
+            outbox::enqueue(
+                &mut tx,
+                OutboxEvent {
+                    topic: zhengna_proto::topics::QUEUE,
+                    key: &a.agent_id,
+                    event_type: "zhengna.queue.v1.AgentPresenceChanged",
+                    payload: event.encode_to_vec(),
+                },
+            )
+            .await?;
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&a.office_code).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The conversation's open entry, if any (only the owner's).
+    pub async fn open_entry(&self, conversation_id: &str, tax_id: &str) -> Result<Option<EntryRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY} FROM queue_entries WHERE conversation_id = $1 AND taxpayer_id = $2
+               AND state IN ('waiting', 'assigned')"
+        )))
+        .bind(conversation_id)
+        .bind(tax_id)
+        .fetch_optional(&self.pool)
         .await?)
+    }
+
+    /// Agents of an office (optionally one group's members, some presences), by name.
+    pub async fn agents(
+        &self,
+        office: &str,
+        group: Option<Uuid>,
+        presences: &[&'static str],
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AgentRow>, i64), ApiError> {
+        let presences: Vec<String> = if presences.is_empty() {
+            vec!["online".into(), "busy".into(), "away".into()]
+        } else {
+            presences.iter().map(|p| p.to_string()).collect()
+        };
+        let filter = "office_code = $1 AND presence = ANY($2)
+            AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM skill_group_members m WHERE m.group_id = $3 AND m.agent_id = agents.agent_id))";
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {AGENT} FROM agents WHERE {filter} ORDER BY name, agent_id LIMIT $4 OFFSET $5"
+        )))
+        .bind(office)
+        .bind(&presences)
+        .bind(group)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM agents WHERE {filter}")))
+            .bind(office)
+            .bind(&presences)
+            .bind(group)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((rows, total))
     }
 
     pub async fn agent(&self, agent_id: &str) -> Result<Option<AgentRow>, ApiError> {
@@ -391,7 +529,7 @@ impl Queue {
 
     /// 呼叫: assigns the oldest waiting entry of the agent's office (or `entry`) to the agent,
     /// if the agent is online and below capacity.
-    pub async fn claim(&self, agent_id: &str, entry: Option<Uuid>) -> Result<EntryRow, ApiError> {
+    pub async fn claim(&self, agent_id: &str, entry: Option<Uuid>, group: Option<Uuid>) -> Result<EntryRow, ApiError> {
         let mut tx = self.pool.begin().await?;
         let agent: Option<AgentRow> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT} FROM agents WHERE agent_id = $1 FOR UPDATE")))
@@ -405,23 +543,28 @@ impl Queue {
         if agent.active_count >= agent.capacity {
             return Err(refused("agent is at capacity", "您的接待数已达上限，请先结束部分会话。"));
         }
+        let eligible = eligible("$3");
         let picked: Option<EntryRow> = match entry {
             Some(id) => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {ENTRY} FROM queue_entries WHERE id = $1 AND office_code = $2 AND state = 'waiting'
-                     FOR UPDATE SKIP LOCKED"
+                    "SELECT {ENTRY} FROM queue_entries e WHERE id = $1 AND office_code = $2 AND state = 'waiting'
+                       AND {eligible} FOR UPDATE SKIP LOCKED"
                 )))
                 .bind(id)
                 .bind(&agent.office_code)
+                .bind(agent_id)
                 .fetch_optional(&mut *tx)
                 .await?
             }
             None => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {ENTRY} FROM queue_entries WHERE office_code = $1 AND state = 'waiting'
+                    "SELECT {ENTRY} FROM queue_entries e WHERE office_code = $1 AND state = 'waiting' AND {eligible}
+                       AND ($2::uuid IS NULL OR skill_group_id = $2)
                      ORDER BY enqueued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
                 )))
                 .bind(&agent.office_code)
+                .bind(group)
+                .bind(agent_id)
                 .fetch_optional(&mut *tx)
                 .await?
             }
@@ -430,33 +573,134 @@ impl Queue {
             Some(_) => refused("entry is not waiting", "该排队已被其他税务人员接入或已取消。"),
             None => refused("nobody is waiting", "当前没有排队的纳税人。"),
         })?;
-        sqlx::query("UPDATE agents SET active_count = active_count + 1, last_assigned = now() WHERE agent_id = $1")
-            .bind(agent_id)
-            .execute(&mut *tx)
-            .await?;
-        let assigned: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE queue_entries SET state = 'assigned', agent_id = $2, agent_name = $3, assigned_at = now()
-             WHERE id = $1 RETURNING {ENTRY}"
-        )))
-        .bind(picked.id)
-        .bind(&agent.agent_id)
-        .bind(&agent.name)
-        .fetch_one(&mut *tx)
-        .await?;
-        publish(
-            &mut tx,
-            &assigned,
-            "zhengna.queue.v1.EntryAssigned",
-            pb::queue_event::Payload::EntryAssigned(pb::EntryAssigned {
-                entry: Some(assigned.to_proto(0)),
-                via: if entry.is_some() { pb::AssignmentVia::Claim as i32 } else { pb::AssignmentVia::Auto as i32 },
-            }),
-        )
-        .await?;
+        let assigned = assign_in(&mut tx, &picked, &agent, pb::AssignmentVia::Claim).await?;
         tx.commit().await?;
         Ok(assigned)
     }
 
+    /// Auto-assignment: hands waiting entries of AUTO groups to the longest-idle online
+    /// member with a free place. Never waits on a lock (both rows are taken with SKIP
+    /// LOCKED), so it cannot deadlock with claims; returns how many it assigned.
+    pub async fn auto_assign(&self, max: usize) -> Result<usize, ApiError> {
+        let mut done = 0;
+        let mut skip: Vec<Uuid> = Vec::new();
+        while done < max {
+            let mut tx = self.pool.begin().await?;
+            let entry: Option<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENTRY} FROM queue_entries e
+                 WHERE state = 'waiting' AND NOT (id = ANY($1))
+                   AND skill_group_id IN (SELECT id FROM skill_groups WHERE assignment_mode = 'auto')
+                 ORDER BY enqueued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )))
+            .bind(&skip)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(entry) = entry else { break };
+            let agent: Option<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {AGENT} FROM agents
+                 WHERE office_code = $1 AND presence = 'online' AND active_count < capacity
+                   AND (EXISTS (SELECT 1 FROM skill_group_members m WHERE m.group_id = $2 AND m.agent_id = agents.agent_id)
+                        OR NOT EXISTS (SELECT 1 FROM skill_group_members m WHERE m.group_id = $2))
+                 ORDER BY last_assigned NULLS FIRST, presence_since, agent_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )))
+            .bind(&entry.office_code)
+            .bind(entry.skill_group_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(agent) = agent else {
+                // Nobody free for this group now; later entries of other groups may still go.
+                skip.push(entry.id);
+                continue;
+            };
+            assign_in(&mut tx, &entry, &agent, pb::AssignmentVia::Auto).await?;
+            tx.commit().await?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Abandonment: waiting entries past their group's maximum wait (or `default_minutes`
+    /// for the office-wide line; 0 = no limit), or whose office's business hours have
+    /// closed, leave the line as EXPIRED with an `EntryExpired` event each.
+    pub async fn expire_overdue(&self, default_minutes: i32, closed_offices: &[String]) -> Result<usize, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE queue_entries SET state = 'expired', closed_at = now()
+             WHERE id IN (
+                 SELECT e.id FROM queue_entries e LEFT JOIN skill_groups g ON g.id = e.skill_group_id
+                 WHERE e.state = 'waiting' AND (
+                     e.office_code = ANY($2)
+                     OR (g.id IS NOT NULL AND g.max_wait_minutes > 0
+                         AND e.enqueued_at < now() - make_interval(mins => g.max_wait_minutes))
+                     OR (g.id IS NULL AND $1 > 0 AND e.enqueued_at < now() - make_interval(mins => $1)))
+                 ORDER BY e.enqueued_at LIMIT 500 FOR UPDATE OF e SKIP LOCKED)
+             RETURNING {ENTRY}"
+        )))
+        .bind(default_minutes)
+        .bind(closed_offices)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &rows {
+            let reason = if closed_offices.contains(&row.office_code) { "business_hours_closed" } else { "max_wait" };
+            publish(
+                &mut tx,
+                row,
+                "zhengna.queue.v1.EntryExpired",
+                pb::queue_event::Payload::EntryExpired(pb::EntryExpired {
+                    entry: Some(row.to_proto(0)),
+                    reason: reason.to_owned(),
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    /// Offices with waiting entries (for the closing-time sweep).
+    pub async fn offices_waiting(&self) -> Result<Vec<String>, ApiError> {
+        Ok(sqlx::query_scalar("SELECT DISTINCT office_code FROM queue_entries WHERE state = 'waiting'")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+/// Assigns `entry` to `agent` (both rows locked by the caller's transaction), raising the
+/// agent's count and recording the `EntryAssigned` event.
+async fn assign_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    entry: &EntryRow,
+    agent: &AgentRow,
+    via: pb::AssignmentVia,
+) -> Result<EntryRow, ApiError> {
+    let picked = entry;
+    sqlx::query("UPDATE agents SET active_count = active_count + 1, last_assigned = now() WHERE agent_id = $1")
+        .bind(&agent.agent_id)
+        .execute(&mut **tx)
+        .await?;
+    let assigned: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE queue_entries SET state = 'assigned', agent_id = $2, agent_name = $3, assigned_at = now()
+             WHERE id = $1 RETURNING {ENTRY}"
+    )))
+    .bind(picked.id)
+    .bind(&agent.agent_id)
+    .bind(&agent.name)
+    .fetch_one(&mut **tx)
+    .await?;
+    publish(
+        tx,
+        &assigned,
+        "zhengna.queue.v1.EntryAssigned",
+        pb::queue_event::Payload::EntryAssigned(pb::EntryAssigned {
+            entry: Some(assigned.to_proto(0)),
+            via: via as i32,
+        }),
+    )
+    .await?;
+    Ok(assigned)
+}
+
+impl Queue {
     pub async fn list(
         &self,
         office: &str,
@@ -541,7 +785,8 @@ impl Queue {
                 .execute(&mut *tx)
                 .await?;
                 let updated: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "UPDATE queue_entries SET agent_id = $2, agent_name = $3, assigned_at = now() WHERE id = $1 RETURNING {ENTRY}"
+                    "UPDATE queue_entries SET agent_id = $2, agent_name = $3, assigned_at = now(),
+                         transfer_count = transfer_count + 1 WHERE id = $1 RETURNING {ENTRY}"
                 )))
                 .bind(entry.id)
                 .bind(&t.agent_id)
@@ -552,8 +797,8 @@ impl Queue {
             }
             None => {
                 let updated: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "UPDATE queue_entries SET state = 'waiting', agent_id = '', agent_name = '', assigned_at = NULL
-                     WHERE id = $1 RETURNING {ENTRY}"
+                    "UPDATE queue_entries SET state = 'waiting', agent_id = '', agent_name = '', assigned_at = NULL,
+                         transfer_count = transfer_count + 1 WHERE id = $1 RETURNING {ENTRY}"
                 )))
                 .bind(entry.id)
                 .fetch_one(&mut *tx)
@@ -573,7 +818,11 @@ impl Queue {
                 entry: Some(updated.to_proto(0)),
                 from_agent: entry.agent_ref(),
                 to_agent_id: event_to_agent,
-                to_skill_group_id: if to_agent.is_none() { updated.office_code.clone() } else { String::new() },
+                to_skill_group_id: if to_agent.is_none() {
+                    line_id(updated.skill_group_id, &updated.office_code)
+                } else {
+                    String::new()
+                },
                 note: note.to_owned(),
             }),
         )

@@ -37,6 +37,8 @@ impl Handler for QueueEvents {
             Some(Payload::EntryEnqueued(e)) => (e.entry, "enqueued"),
             Some(Payload::EntryAssigned(e)) => (e.entry, "assigned"),
             Some(Payload::EntryCancelled(e)) => (e.entry, "cancelled"),
+            Some(Payload::EntryExpired(e)) if e.reason == "business_hours_closed" => (e.entry, "closed"),
+            Some(Payload::EntryExpired(e)) => (e.entry, "expired"),
             Some(Payload::EntryTransferred(e)) if !e.to_agent_id.is_empty() => (e.entry, "to_agent"),
             Some(Payload::EntryTransferred(e)) => (e.entry, "to_line"),
             _ => return Ok(()),
@@ -81,6 +83,23 @@ impl Handler for QueueEvents {
             ("cancelled", "queued") => (
                 "bot",
                 notice(pb::SystemNoticeKind::QueueLeft, "您已取消排队，智能助手将继续为您服务。".into(), &entry.id),
+            ),
+            ("closed", "queued") => (
+                "bot",
+                notice(
+                    pb::SystemNoticeKind::OutOfHours,
+                    "人工服务已下班，本次排队已结束。您可以留言或预约互动，我们会尽快联系您；智能助手将继续为您服务。"
+                        .into(),
+                    &entry.id,
+                ),
+            ),
+            ("expired", "queued") => (
+                "bot",
+                notice(
+                    pb::SystemNoticeKind::QueueLeft,
+                    "当前咨询人数较多，本次排队已超时结束。您可以稍后再次转人工，或留言、预约互动。".into(),
+                    &entry.id,
+                ),
             ),
             ("to_agent", "human") => (
                 "human",

@@ -15,6 +15,8 @@ use zhengna_proto::queue::v1::queue_service_client::QueueServiceClient;
 use zhengna_queue::{App, Config};
 use zhengna_test_util::Broker;
 
+mod groups;
+
 const DISTRICT: &str = "13701020000";
 const CITY: &str = "13701000000";
 
@@ -38,6 +40,8 @@ impl Svc {
             db,
             kafka: broker.kafka_config(),
             identity,
+            assign_secs: 1,
+            sweep_secs: 1,
             ..Config::default()
         };
         let app = App::build(cfg, shutdown.clone()).await.expect("queue starts");
