@@ -56,6 +56,8 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Directory of the built web front end.
     pub web_dir: PathBuf,
+    /// HTTP/2 concurrent streams per client connection (each open Subscribe is one).
+    pub max_streams_per_connection: u32,
     /// Per-identity call rate limits.
     pub rate_limit: limits::RateLimitConfig,
 }
@@ -92,6 +94,7 @@ impl Default for Config {
             .collect(),
             cors_allowed_origins: vec!["http://127.0.0.1:8080".into(), "http://localhost:8080".into()],
             web_dir: PathBuf::from("web/dist"),
+            max_streams_per_connection: 1000,
             rate_limit: limits::RateLimitConfig::default(),
         }
     }
@@ -223,8 +226,12 @@ impl App {
                             let ttl = q.ttl_secs.unwrap_or(8 * 3600).clamp(60, 24 * 3600);
                             let mut claims = who.claims(chrono::Utc::now().timestamp(), ttl);
                             if let Some(sub) = q.sub.as_deref() {
-                                if sub.is_empty() || sub.len() > 64 || !sub.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                                    return (http::StatusCode::BAD_REQUEST, "sub: 1-64 letters, digits, - or _").into_response();
+                                if sub.is_empty()
+                                    || sub.len() > 64
+                                    || !sub.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                                {
+                                    return (http::StatusCode::BAD_REQUEST, "sub: 1-64 letters, digits, - or _")
+                                        .into_response();
                                 }
                                 claims.sub = sub.to_owned();
                             }
@@ -255,10 +262,7 @@ impl App {
                 .with_graceful_shutdown(async move { s.cancelled().await })
                 .await;
         });
-        let s = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { s.cancelled().await }).await
-        });
+        let server = tokio::spawn(serve_http(listener, router, cfg.max_streams_per_connection, shutdown.clone()));
         tracing::info!(%addr, "gateway serving grpc-web, gRPC and web");
         Ok(Self { addr, server, shutdown })
     }
@@ -297,4 +301,50 @@ fn cors_layer(origins: &[String]) -> Result<CorsLayer, StartupError> {
         ])
         .expose_headers([header("grpc-status"), header("grpc-message"), header("grpc-status-details-bin")])
         .max_age(Duration::from_secs(600)))
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (with upgrades) until `shutdown`, then lets open connections
+/// finish for up to 10 seconds. Written out instead of `axum::serve` to raise HTTP/2's
+/// concurrent streams per connection: hyper's default of 200 would cap the long-lived
+/// Subscribe streams one browser or load balancer connection can carry.
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    max_streams: u32,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(max_streams);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing"),
+    }
+    Ok(())
 }

@@ -135,6 +135,111 @@ impl ListenHub {
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Wake> {
         self.tx.subscribe()
     }
+
+    /// A hub fed by `tx` instead of a database listener (tests).
+    pub fn from_sender(tx: tokio::sync::broadcast::Sender<Wake>) -> Self {
+        Self { tx }
+    }
+}
+
+/// Per-key wake-ups on top of a [`ListenHub`]: one dispatcher task reads the hub and bumps a
+/// version counter for the notified key only, so a notification wakes the subscribers of
+/// that key and nobody else (a plain broadcast would wake every open stream of the process
+/// for every message). A subscriber registers before it reads, and a bump between its read
+/// and its wait is kept by the counter, so no wake-up is lost. Reconnects and a lagging
+/// dispatcher bump every key.
+#[derive(Clone)]
+pub struct KeyedHub {
+    keys: std::sync::Arc<std::sync::Mutex<KeyMap>>,
+}
+
+/// Per key: the version sender and how many watchers hold it.
+type KeyMap = std::collections::HashMap<String, (tokio::sync::watch::Sender<u64>, usize)>;
+
+impl KeyedHub {
+    pub fn start(hub: &ListenHub, shutdown: tokio_util::sync::CancellationToken) -> Self {
+        let me = Self { keys: Default::default() };
+        let keys = me.keys.clone();
+        let mut rx = hub.subscribe();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let wake = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    w = rx.recv() => w,
+                };
+                let Ok(map) = keys.lock() else { break };
+                match wake {
+                    Ok(Wake::One(key)) => {
+                        if let Some((tx, _)) = map.get(&key) {
+                            tx.send_modify(|v| *v = v.wrapping_add(1));
+                        }
+                    }
+                    Ok(Wake::All) | Err(RecvError::Lagged(_)) => {
+                        for (tx, _) in map.values() {
+                            tx.send_modify(|v| *v = v.wrapping_add(1));
+                        }
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            // The hub is gone: wake everyone once more; their waits then end as Done.
+            if let Ok(mut map) = keys.lock() {
+                map.clear();
+            }
+        });
+        me
+    }
+
+    /// Registers interest in `key`; wake-ups from now on are kept until waited for.
+    pub fn watch(&self, key: &str) -> KeyWatch {
+        let rx = match self.keys.lock() {
+            Ok(mut map) => {
+                let entry = map.entry(key.to_owned()).or_insert_with(|| (tokio::sync::watch::channel(0).0, 0));
+                entry.1 += 1;
+                Some(entry.0.subscribe())
+            }
+            Err(_) => None,
+        };
+        KeyWatch { key: key.to_owned(), rx, hub: self.clone() }
+    }
+
+    /// Keys with at least one subscriber (for metrics and tests).
+    pub fn watched_keys(&self) -> usize {
+        self.keys.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// One subscriber's interest in a key of a [`KeyedHub`].
+pub struct KeyWatch {
+    key: String,
+    rx: Option<tokio::sync::watch::Receiver<u64>>,
+    hub: KeyedHub,
+}
+
+impl KeyWatch {
+    /// Waits up to `idle` for a wake-up of this key.
+    pub async fn wait(&mut self, idle: Duration, shutdown: &tokio_util::sync::CancellationToken) -> Waited {
+        let Some(rx) = self.rx.as_mut() else { return Waited::Done };
+        tokio::select! {
+            _ = shutdown.cancelled() => Waited::Done,
+            _ = tokio::time::sleep(idle) => Waited::Idle,
+            changed = rx.changed() => if changed.is_ok() { Waited::Woken } else { Waited::Done },
+        }
+    }
+}
+
+impl Drop for KeyWatch {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.hub.keys.lock()
+            && let Some(entry) = map.get_mut(&self.key)
+        {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
@@ -219,6 +324,28 @@ mod tests {
         noise.await.expect("noise");
         shutdown.cancel();
         assert_eq!(wait_for(&mut rx, |_| true, Duration::from_secs(5), &shutdown).await, Waited::Done);
+    }
+
+    #[tokio::test]
+    async fn keyed_wakes_reach_only_their_key_and_are_not_lost() {
+        use super::KeyedHub;
+        let (tx, _) = tokio::sync::broadcast::channel(64);
+        let hub = super::ListenHub::from_sender(tx.clone());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let keyed = KeyedHub::start(&hub, shutdown.clone());
+        let mut a = keyed.watch("a");
+        let mut b = keyed.watch("b");
+        let _ = tx.send(Wake::One("a".into()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The wake-up arrived before anyone waited: it is kept.
+        assert_eq!(a.wait(Duration::from_secs(5), &shutdown).await, Waited::Woken);
+        assert_eq!(b.wait(Duration::from_millis(100), &shutdown).await, Waited::Idle);
+        let _ = tx.send(Wake::All);
+        assert_eq!(b.wait(Duration::from_secs(5), &shutdown).await, Waited::Woken);
+        assert_eq!(keyed.watched_keys(), 2);
+        drop(a);
+        assert_eq!(keyed.watched_keys(), 1);
+        shutdown.cancel();
     }
 
     #[test]

@@ -81,7 +81,10 @@ impl ApiError {
                     .into_iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        let user = texts.get(i).copied().unwrap_or(text.as_str());
+                        let user = match &v.localized_message {
+                            Some(m) if !m.message.is_empty() => m.message.clone(),
+                            _ => texts.get(i).copied().unwrap_or(text.as_str()).to_owned(),
+                        };
                         FieldViolation::new(v.field, v.description, user)
                     })
                     .collect();
@@ -122,9 +125,22 @@ impl From<ApiError> for Status {
         let (code, message) = match &err {
             ApiError::InvalidArgument(violations) => {
                 let mut details = ErrorDetails::new();
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
-                }
+                // Each violation carries its own Chinese text too, so a form can show it
+                // under the field it belongs to.
+                details.set_bad_request(
+                    violations
+                        .iter()
+                        .map(|v| tonic_types::FieldViolation {
+                            field: v.field.clone(),
+                            description: v.description.clone(),
+                            reason: String::new(),
+                            localized_message: Some(tonic_types::LocalizedMessage {
+                                locale: "zh-CN".into(),
+                                message: v.user_message.clone(),
+                            }),
+                        })
+                        .collect::<Vec<_>>(),
+                );
                 let text = violations.iter().map(|v| v.user_message.as_str()).collect::<Vec<_>>().join("；");
                 details.set_localized_message("zh-CN", text);
                 return Status::with_error_details(Code::InvalidArgument, err.to_string(), details);
@@ -188,6 +204,8 @@ mod tests {
         let br = details.bad_request().expect("bad request");
         assert_eq!(br.field_violations[0].field, "content.text");
         assert_eq!(details.localized_message().expect("lm").message, "请输入您要咨询的问题");
+        let per_field = br.field_violations[0].localized_message.as_ref().expect("per-field text");
+        assert_eq!(per_field.message, "请输入您要咨询的问题");
     }
 
     #[test]

@@ -320,6 +320,12 @@ impl From<sqlx::Error> for HandlerError {
 
 /// An idempotent event handler; its effects go into `tx`, which also records the event id.
 pub trait Handler: Send + Sync + 'static {
+    /// Whether this consumer handles events of `event_type` at all. Others are skipped
+    /// without a database transaction (their offsets still advance).
+    fn wants(&self, _event_type: &str) -> bool {
+        true
+    }
+
     fn handle<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,
@@ -412,6 +418,9 @@ async fn process<H: Handler>(
         )
         .await;
     };
+    if !handler.wants(&event_type) {
+        return true;
+    }
     let envelope = Envelope {
         event_id,
         event_type: event_type.clone(),

@@ -208,6 +208,10 @@ impl Inbox {
                     .await?
             }
         };
+        if res.rows_affected() > 0 {
+            // Open WatchInbox streams (every tab and replica) push the lower unread count.
+            sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(taxpayer_id).execute(&self.pool).await?;
+        }
         Ok(res.rows_affected())
     }
 }

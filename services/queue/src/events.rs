@@ -10,6 +10,11 @@ use zhengna_proto::session::v1 as session;
 pub struct SessionEvents;
 
 impl Handler for SessionEvents {
+    fn wants(&self, event_type: &str) -> bool {
+        // Only an ended conversation changes the queue; messages are the bulk of the topic.
+        event_type == "zhengna.session.v1.ConversationEnded" || event_type.is_empty()
+    }
+
     async fn handle<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,

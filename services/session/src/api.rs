@@ -16,11 +16,11 @@ use zhengna_proto::answer::v1::moderation_service_client::ModerationServiceClien
 use zhengna_proto::session::v1 as pb;
 
 use crate::ConversationConfig;
-use crate::hub::{Hub, Wake};
+use crate::hub::{Hub, KeyWatch};
 use crate::store::{ConversationRow, NewMessage, Store};
 use crate::uploads::rules::Purpose;
 use crate::uploads::{NewUpload, Uploads};
-use zhengna_platform::db::{Waited, wait_for};
+use zhengna_platform::db::Waited;
 
 /// Longest text a taxpayer may send in one message (the widget's 0/300 counter).
 pub const MAX_TEXT_CHARS: usize = 300;
@@ -199,16 +199,12 @@ impl ConversationApi {
         caller: &Caller,
         conversation: Uuid,
         seq: i64,
-        question: &str,
+        request: answer_pb::AskRequest,
     ) -> Result<(), ApiError> {
         if self.store.has_reply(conversation, seq).await? {
             return Ok(());
         }
-        let request = answer_pb::AskRequest {
-            question: question.to_owned(),
-            conversation_id: conversation.to_string(),
-            ..Default::default()
-        };
+        let request = answer_pb::AskRequest { conversation_id: conversation.to_string(), ..request };
         let reply = match self.answer.clone().ask(grpc::outgoing(request, caller, &self.key, self.answer_timeout)).await
         {
             Ok(r) => r.into_inner(),
@@ -264,6 +260,8 @@ struct ValidSend {
     is_text: bool,
     /// An image or file to resolve against the caller's uploads.
     attachment: Option<PendingAttachment>,
+    /// A clarification option or listed question the taxpayer clicked: what to ask the bot.
+    selection: Option<answer_pb::AskRequest>,
 }
 
 struct PendingAttachment {
@@ -293,7 +291,68 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
     }
     let mut emoji = None;
     let mut attachment = None;
+    let mut selection: Option<(answer_pb::AskRequest, pb::MessageContent)> = None;
+    let id_ok = |s: &str| !s.trim().is_empty() && s.len() <= 100;
     let text = match r.content.and_then(|c| c.body) {
+        Some(pb::message_content::Body::OptionSelection(o)) => {
+            if !id_ok(&o.clarification_node_id) {
+                violations.push(FieldViolation::new(
+                    "content.option_selection.clarification_node_id",
+                    "must be 1 to 100 characters",
+                    "选项已失效，请重新提问。",
+                ));
+            }
+            if !id_ok(&o.option_id) {
+                violations.push(FieldViolation::new(
+                    "content.option_selection.option_id",
+                    "must be 1 to 100 characters",
+                    "选项已失效，请重新提问。",
+                ));
+            }
+            let label = o.label.trim().chars().take(MAX_TEXT_CHARS).collect::<String>();
+            let ask = answer_pb::AskRequest {
+                clarification_node_id: o.clarification_node_id.trim().to_owned(),
+                selected_option_id: o.option_id.trim().to_owned(),
+                source: answer_pb::QuestionSource::Clarification as i32,
+                ..Default::default()
+            };
+            let stored = pb::OptionSelectionContent {
+                clarification_node_id: ask.clarification_node_id.clone(),
+                option_id: ask.selected_option_id.clone(),
+                label: label.clone(),
+            };
+            selection =
+                Some((ask, pb::MessageContent { body: Some(pb::message_content::Body::OptionSelection(stored)) }));
+            label
+        }
+        Some(pb::message_content::Body::QuestionSelection(q)) => {
+            if !id_ok(&q.item_id) {
+                violations.push(FieldViolation::new(
+                    "content.question_selection.item_id",
+                    "must be 1 to 100 characters",
+                    "该问题已失效，请重新提问。",
+                ));
+            }
+            let question = q.question.trim().chars().take(MAX_TEXT_CHARS).collect::<String>();
+            let source = match answer_pb::QuestionSource::try_from(q.source) {
+                Ok(answer_pb::QuestionSource::Unspecified) | Err(_) => answer_pb::QuestionSource::Guess,
+                Ok(s) => s,
+            };
+            let ask = answer_pb::AskRequest {
+                question: question.clone(),
+                item_id: q.item_id.trim().to_owned(),
+                source: source as i32,
+                ..Default::default()
+            };
+            let stored = pb::QuestionSelectionContent {
+                item_id: ask.item_id.clone(),
+                question: question.clone(),
+                source: source as i32,
+            };
+            selection =
+                Some((ask, pb::MessageContent { body: Some(pb::message_content::Body::QuestionSelection(stored)) }));
+            question
+        }
         Some(pb::message_content::Body::Image(i)) => {
             attachment = Some(PendingAttachment {
                 field: "content.image.attachment.id",
@@ -347,17 +406,24 @@ fn validate_send(r: pb::SendMessageRequest) -> Result<ValidSend, ApiError> {
             String::new()
         }
     };
-    let (content, is_text) = match emoji {
-        Some(e) => (pb::MessageContent { body: Some(pb::message_content::Body::Emoji(e)) }, false),
+    let (selection, selected_content) = match selection {
+        Some((ask, content)) => (Some(ask), Some(content)),
+        None => (None, None),
+    };
+    let (content, is_text) = match (emoji, selected_content) {
+        (_, Some(c)) => (c, false),
+        (Some(e), None) => (pb::MessageContent { body: Some(pb::message_content::Body::Emoji(e)) }, false),
         // Replaced by the stored attachment once resolved.
-        None if attachment.is_some() => (pb::MessageContent::default(), false),
-        None => (
+        (None, None) if attachment.is_some() => (pb::MessageContent::default(), false),
+        (None, None) => (
             pb::MessageContent { body: Some(pb::message_content::Body::Text(pb::TextContent { text: text.clone() })) },
             true,
         ),
     };
     match (violations.is_empty(), conversation) {
-        (true, Some(conversation)) => Ok(ValidSend { conversation, client_msg_id, text, content, is_text, attachment }),
+        (true, Some(conversation)) => {
+            Ok(ValidSend { conversation, client_msg_id, text, content, is_text, attachment, selection })
+        }
         _ => Err(ApiError::InvalidArgument(violations)),
     }
 }
@@ -371,6 +437,8 @@ type AgentStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeConversationRes
 pub enum Item {
     Message(pb::Message),
     Heartbeat(pb::Heartbeat),
+    Conversation(Box<pb::Conversation>),
+    CaughtUp(u64),
 }
 
 impl From<Item> for pb::subscribe_response::Event {
@@ -378,6 +446,8 @@ impl From<Item> for pb::subscribe_response::Event {
         match i {
             Item::Message(m) => Self::Message(m),
             Item::Heartbeat(h) => Self::Heartbeat(h),
+            Item::Conversation(c) => Self::ConversationUpdated(*c),
+            Item::CaughtUp(last_seq) => Self::CaughtUp(pb::CaughtUp { last_seq }),
         }
     }
 }
@@ -387,6 +457,8 @@ impl From<Item> for pb::subscribe_conversation_response::Event {
         match i {
             Item::Message(m) => Self::Message(m),
             Item::Heartbeat(h) => Self::Heartbeat(h),
+            Item::Conversation(c) => Self::ConversationUpdated(*c),
+            Item::CaughtUp(last_seq) => Self::CaughtUp(pb::CaughtUp { last_seq }),
         }
     }
 }
@@ -394,32 +466,69 @@ impl From<Item> for pb::subscribe_conversation_response::Event {
 /// Messages after `after_seq`: replayed from the database, then live. The caller subscribed
 /// to `wakes` before calling, and reads go by `seq > last`, so the seam between replay and
 /// live has neither a gap nor a duplicate.
+/// With `updates`, the conversation itself is sent first and again whenever it changed
+/// (mode, agent, transfer, rating, end), checked at each wake-up.
 fn messages(
     store: Store,
-    mut wakes: tokio::sync::broadcast::Receiver<Wake>,
+    mut wakes: KeyWatch,
     conversation: Uuid,
     after_seq: i64,
     heartbeat: Duration,
     shutdown: CancellationToken,
+    updates: bool,
 ) -> impl Stream<Item = Result<Item, Status>> + Send + 'static {
-    let key = conversation.to_string();
     async_stream::try_stream! {
         let mut last = after_seq;
+        let mut seen: Option<pb::Conversation> = None;
+        let mut caught_up = false;
+        // The conversation is re-read at the start, after system notices (every mode,
+        // agent, transfer and end change posts one) and on the idle safety net.
+        let mut recheck = true;
         loop {
+            let current = if updates && recheck { store.conversation(conversation).await.map_err(Status::from)? } else { None };
+            recheck = false;
+            if let Some(row) = current {
+                let now = row.to_proto();
+                if seen.as_ref() != Some(&now) {
+                    seen = Some(now.clone());
+                    yield Item::Conversation(Box::new(now));
+                }
+            }
             let batch = store.messages_after(conversation, last, REPLAY_PAGE).await.map_err(Status::from)?;
             let full = batch.len() as i64 == REPLAY_PAGE;
             for row in batch {
                 last = row.seq;
+                recheck |= row.sender == "system";
                 yield Item::Message(row.to_proto());
             }
             if full {
                 continue;
             }
-            match wait_for(&mut wakes, |id| id == key, heartbeat, &shutdown).await {
-                Waited::Done => return,
-                Waited::Idle => yield Item::Heartbeat(pb::Heartbeat { at: Some(crate::store::timestamp(chrono::Utc::now())) }),
-                // Heartbeats are a safety net too: every wake-up or idle period re-reads.
-                Waited::Woken => {}
+            if recheck {
+                // The change the notice announced is committed with it: show it now.
+                continue;
+            }
+            if !caught_up {
+                caught_up = true;
+                yield Item::CaughtUp(u64::try_from(last).unwrap_or(0));
+            }
+            // Idle periods only send a heartbeat; every fourth one also re-reads, as a safety
+            // net behind the wake-ups (a re-read per heartbeat made 20,000 idle streams cost
+            // ~2,700 queries a second).
+            let mut idle = 0u32;
+            loop {
+                match wakes.wait(heartbeat, &shutdown).await {
+                    Waited::Done => return,
+                    Waited::Woken => break,
+                    Waited::Idle => {
+                        yield Item::Heartbeat(pb::Heartbeat { at: Some(crate::store::timestamp(chrono::Utc::now())) });
+                        idle += 1;
+                        if idle % 4 == 0 {
+                            recheck = true;
+                            break;
+                        }
+                    }
+                }
             }
         }
     }
@@ -446,9 +555,11 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
                 .into());
             }
         };
-        let row = self.store.create_conversation(tp, channel).await?;
-        tracing::info!(conversation = %row.id, "conversation started");
-        Ok(Response::new(pb::StartConversationResponse { conversation: Some(row.to_proto()), ..Default::default() }))
+        let (row, resumed) = self.store.start_or_resume(tp, channel).await?;
+        if !resumed {
+            tracing::info!(conversation = %row.id, "conversation started");
+        }
+        Ok(Response::new(pb::StartConversationResponse { conversation: Some(row.to_proto()), resumed }))
     }
 
     async fn send_message(
@@ -508,8 +619,19 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             .await?;
         // The bot answers while no agent has taken over (it keeps answering while queued).
         // A retried send whose first attempt stored the message but not the reply gets it now.
-        if input.is_text && matches!(conversation.mode.as_str(), "bot" | "queued") {
-            self.reply_with_bot(&caller, conversation.id, stored.seq, &input.text).await?;
+        if matches!(conversation.mode.as_str(), "bot" | "queued") {
+            let ask = match input.selection {
+                Some(selection) => Some(selection),
+                None if input.is_text => Some(answer_pb::AskRequest {
+                    question: input.text.clone(),
+                    source: answer_pb::QuestionSource::Typed as i32,
+                    ..Default::default()
+                }),
+                None => None,
+            };
+            if let Some(ask) = ask {
+                self.reply_with_bot(&caller, conversation.id, stored.seq, ask).await?;
+            }
         }
         Ok(Response::new(pb::SendMessageResponse {
             message: Some(stored.to_proto()),
@@ -698,15 +820,10 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
             .taxpayer_conversation(conversation, &tp.tax_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
-        let stream = messages(
-            self.store.clone(),
-            self.hub.subscribe(),
-            conversation,
-            after_seq,
-            self.heartbeat(),
-            self.shutdown.clone(),
-        )
-        .map(|item| item.map(|i| pb::SubscribeResponse { event: Some(i.into()) }));
+        let wakes = self.hub.watch(&conversation.to_string());
+        let stream =
+            messages(self.store.clone(), wakes, conversation, after_seq, self.heartbeat(), self.shutdown.clone(), true)
+                .map(|item| item.map(|i| pb::SubscribeResponse { event: Some(i.into()) }));
         Ok(Response::new(Box::pin(stream)))
     }
 }
@@ -901,12 +1018,33 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
         let conversation = parse_uuid("conversation_id", &r.conversation_id)?;
         let after_seq = i64::try_from(r.after_seq)
             .map_err(|_| ApiError::invalid("after_seq", "out of range", "参数有误，请刷新页面后重试。"))?;
-        let wakes = self.inner.hub.subscribe();
+        let wakes = self.inner.hub.watch(&conversation.to_string());
         self.inner
             .store
             .agent_conversation(conversation, &agent.agent_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        // While this stream is open the agent counts as connected (refreshed every 20 s,
+        // cleared when the stream goes away).
+        let alive = self.inner.shutdown.child_token();
+        {
+            let store = self.inner.store.clone();
+            let alive = alive.clone();
+            let agent_id = agent.agent_id.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = store.agent_seen(conversation, &agent_id, true).await {
+                        tracing::warn!(error = %e, "recording the agent's connection");
+                    }
+                    tokio::select! {
+                        _ = alive.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+                    }
+                }
+                let _ = store.agent_seen(conversation, &agent_id, false).await;
+            });
+        }
+        let guard = alive.drop_guard();
         let stream = messages(
             self.inner.store.clone(),
             wakes,
@@ -914,8 +1052,12 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
             after_seq,
             self.inner.heartbeat(),
             self.inner.shutdown.clone(),
+            true,
         )
-        .map(|item| item.map(|i| pb::SubscribeConversationResponse { event: Some(i.into()) }));
+        .map(move |item| {
+            let _alive = &guard;
+            item.map(|i| pb::SubscribeConversationResponse { event: Some(i.into()) })
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }

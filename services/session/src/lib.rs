@@ -106,7 +106,8 @@ impl App {
         let key = cfg.identity.key()?;
         let channel = zhengna_platform::grpc::channel(&cfg.answer.url, Duration::from_secs(3))
             .map_err(|e| StartupError::Config(format!("answer.url: {e}")))?;
-        let hub = hub::Hub::start(&pool, hub::CHANNEL, shutdown.clone()).await?;
+        let listen = hub::ListenHub::start(&pool, hub::CHANNEL, shutdown.clone()).await?;
+        let hub = hub::Hub::start(&listen, shutdown.clone());
         zhengna_platform::kafka::ensure_topics(
             &cfg.kafka,
             &[zhengna_proto::topics::QUEUE, zhengna_proto::topics::SESSION],

@@ -87,8 +87,19 @@ pub async fn end(pool: &PgPool, id: Uuid, who: Ender<'_>) -> Result<Conversation
         },
     )
     .await?;
-    // §3.10: the rating request follows when the agent ends the service.
-    let request_rating = matches!(who, Ender::Agent { request_rating: true, .. });
+    // §3.10: the rating request follows when the agent ends the service, and when the
+    // taxpayer ends a human chat whose agent is still connected (§3.9.3 #3: not after the
+    // agent dropped off).
+    let request_rating = match who {
+        Ender::Agent { request_rating, .. } => request_rating,
+        Ender::Taxpayer { .. } if row.mode == "human" => sqlx::query_scalar::<_, bool>(
+            "SELECT coalesce(agent_seen_at > now() - interval '90 seconds', false) FROM conversations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?,
+        Ender::Taxpayer { .. } => false,
+    };
     if request_rating {
         let prompt = "请您对本次服务进行评价";
         insert_in(

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use zhengna_platform::ApiError;
 use zhengna_platform::identity::Taxpayer;
+use zhengna_platform::outbox::{self, OutboxEvent};
 use zhengna_proto::session::v1 as pb;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -67,8 +68,27 @@ impl Store {
         &self.pool
     }
 
-    pub async fn create_conversation(&self, tp: &Taxpayer, channel: &str) -> Result<ConversationRow, ApiError> {
-        Ok(sqlx::query_as(
+    /// The taxpayer's open conversation (resumed), or a new one. Serialised per taxpayer so
+    /// two tabs opening at once share one conversation.
+    pub async fn start_or_resume(&self, tp: &Taxpayer, channel: &str) -> Result<(ConversationRow, bool), ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('conversation:' || $1, 0))")
+            .bind(&tp.tax_id)
+            .execute(&mut *tx)
+            .await?;
+        let open: Option<ConversationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE taxpayer_id = $1 AND channel = $2 AND mode <> 'ended'
+             ORDER BY created_at DESC LIMIT 1"
+        )))
+        .bind(&tp.tax_id)
+        .bind(channel)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = open {
+            tx.commit().await?;
+            return Ok((row, true));
+        }
+        let row = sqlx::query_as(
             "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
              VALUES ($1, $2, $3, $4, $5, 'bot')
              RETURNING id, taxpayer_id, office_code, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office,
@@ -79,7 +99,52 @@ impl Store {
         .bind(&tp.name)
         .bind(&tp.office_code)
         .bind(channel)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
+        .await?;
+        let row: ConversationRow = row;
+        let event = pb::SessionEvent {
+            aggregate_id: row.id.to_string(),
+            occurred_at: Some(timestamp(Utc::now())),
+            payload: Some(pb::session_event::Payload::ConversationStarted(pb::ConversationStarted {
+                conversation: Some(row.to_proto()),
+            })),
+        };
+        let key = row.id.to_string();
+        outbox::enqueue(
+            &mut *tx,
+            OutboxEvent {
+                topic: zhengna_proto::topics::SESSION,
+                key: &key,
+                event_type: "zhengna.session.v1.ConversationStarted",
+                payload: event.encode_to_vec(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((row, false))
+    }
+
+    /// Marks the serving agent's console connected (`true`) or gone (`false`).
+    pub async fn agent_seen(&self, id: Uuid, agent_id: &str, connected: bool) -> Result<(), ApiError> {
+        sqlx::query(
+            "UPDATE conversations SET agent_seen_at = CASE WHEN $3 THEN now() ELSE NULL END
+             WHERE id = $1 AND agent_id = $2",
+        )
+        .bind(id)
+        .bind(agent_id)
+        .bind(connected)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A conversation by id, for streams already authorised.
+    pub async fn conversation(&self, id: Uuid) -> Result<Option<ConversationRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
         .await?)
     }
 
@@ -197,13 +262,7 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
 
 impl ConversationRow {
     pub fn to_proto(&self) -> pb::Conversation {
-        let mode = match self.mode.as_str() {
-            "bot" => pb::ConversationMode::Bot,
-            "queued" => pb::ConversationMode::Queued,
-            "human" => pb::ConversationMode::Human,
-            "ended" => pb::ConversationMode::Ended,
-            _ => pb::ConversationMode::Unspecified,
-        };
+        let mode = mode_pb(&self.mode);
         pb::Conversation {
             id: self.id.to_string(),
             taxpayer_id: self.taxpayer_id.clone(),
@@ -262,14 +321,14 @@ pub async fn insert_in(
     conversation: Uuid,
     msg: &NewMessage,
 ) -> Result<MessageRow, ApiError> {
-    let seq: Option<i64> = sqlx::query_scalar(
+    let bumped: Option<(i64, String, String)> = sqlx::query_as(
         "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
-             WHERE id = $1 AND mode <> 'ended' RETURNING last_seq",
+             WHERE id = $1 AND mode <> 'ended' RETURNING last_seq, taxpayer_id, mode",
     )
     .bind(conversation)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(seq) = seq else {
+    let Some((seq, taxpayer_id, mode)) = bumped else {
         return Err(ApiError::FailedPrecondition("conversation has ended".into()));
     };
     let row: MessageRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -293,5 +352,35 @@ pub async fn insert_in(
         .bind(conversation.to_string())
         .execute(&mut *tx)
         .await?;
+    let event = pb::SessionEvent {
+        aggregate_id: conversation.to_string(),
+        occurred_at: Some(timestamp(Utc::now())),
+        payload: Some(pb::session_event::Payload::MessageSent(pb::MessageSent {
+            message: Some(row.to_proto()),
+            taxpayer_id,
+            mode: mode_pb(&mode) as i32,
+        })),
+    };
+    let key = conversation.to_string();
+    outbox::enqueue(
+        &mut *tx,
+        OutboxEvent {
+            topic: zhengna_proto::topics::SESSION,
+            key: &key,
+            event_type: "zhengna.session.v1.MessageSent",
+            payload: event.encode_to_vec(),
+        },
+    )
+    .await?;
     Ok(row)
+}
+
+fn mode_pb(mode: &str) -> pb::ConversationMode {
+    match mode {
+        "bot" => pb::ConversationMode::Bot,
+        "queued" => pb::ConversationMode::Queued,
+        "human" => pb::ConversationMode::Human,
+        "ended" => pb::ConversationMode::Ended,
+        _ => pb::ConversationMode::Unspecified,
+    }
 }
