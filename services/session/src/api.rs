@@ -523,7 +523,7 @@ fn messages(
                     Waited::Idle => {
                         yield Item::Heartbeat(pb::Heartbeat { at: Some(crate::store::timestamp(chrono::Utc::now())) });
                         idle += 1;
-                        if idle % 4 == 0 {
+                        if idle.is_multiple_of(4) {
                             recheck = true;
                             break;
                         }

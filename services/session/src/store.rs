@@ -111,7 +111,7 @@ impl Store {
         };
         let key = row.id.to_string();
         outbox::enqueue(
-            &mut *tx,
+            &mut tx,
             OutboxEvent {
                 topic: zhengna_proto::topics::SESSION,
                 key: &key,
