@@ -36,7 +36,7 @@ test("chat: Enter sends a question and the bot answers from the knowledge base",
   const page = await openWidget(context);
   const input = page.getByTestId("chat-input");
   await input.fill("怎么开具红字发票");
-  assert.equal(await page.getByTestId("counter").textContent(), "7/300");
+  assert.equal(await page.getByTestId("counter").textContent(), "8/300");
   await input.press("Enter");
   const bot = page.locator(".msg.bot").last();
   await bot.waitFor();

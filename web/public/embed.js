@@ -26,7 +26,7 @@
     "background:#c7000b;color:#fff;border:none;box-shadow:0 4px 14px rgba(0,0,0,.25);cursor:pointer;" +
     "font:600 13px/1.2 'PingFang SC','Microsoft YaHei',sans-serif;display:flex;flex-direction:column;align-items:center;justify-content:center}" +
     ".zn-fab:focus-visible{outline:3px solid #1d5fbf;outline-offset:3px}" +
-    ".zn-fab span{font-size:22px;line-height:1}" +
+    ".zn-fab svg{margin-bottom:2px}" +
     ".zn-panel{position:fixed;right:24px;bottom:24px;z-index:2147483001;width:420px;height:640px;max-height:calc(100vh - 48px);" +
     "max-width:calc(100vw - 24px);background:#fff;border-radius:10px;overflow:hidden;box-shadow:0 8px 32px rgba(0,0,0,.3);display:none}" +
     ".zn-panel.zn-open{display:block}" +
@@ -43,7 +43,10 @@
     icon.className = "zn-fab";
     icon.setAttribute("aria-label", "打开征纳互动");
     icon.setAttribute("data-testid", "zhengna-fab");
-    icon.innerHTML = "<span aria-hidden=\"true\">💬</span>征纳互动";
+    icon.innerHTML =
+      '<svg aria-hidden="true" width="26" height="26" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">' +
+      '<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20l1.1-4.3A8 8 0 1 1 21 12z"/><path d="M8.5 11h.01M12 11h.01M15.5 11h.01"/></svg>' +
+      "征纳互动";
     icon.addEventListener("click", open);
     panel = document.createElement("div");
     panel.className = "zn-panel";

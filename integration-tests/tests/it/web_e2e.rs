@@ -77,4 +77,10 @@ macro_rules! browser_tests {
 
 browser_tests! {
     web_widget => "widget.test.mjs",
+    web_chat => "chat.test.mjs",
+    web_chat_tools => "chat-tools.test.mjs",
+    web_human => "human.test.mjs",
+    web_network => "network.test.mjs",
+    web_forms => "forms.test.mjs",
+    web_center => "center.test.mjs",
 }

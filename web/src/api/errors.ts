@@ -46,14 +46,36 @@ function readStrings(bytes: Uint8Array): Map<number, string[]> {
   return out;
 }
 
+// google.rpc.BadRequest.FieldViolation: field = 1, description = 2 (for developers),
+// localized_message = 4 (google.rpc.LocalizedMessage: locale = 1, message = 2). The services
+// put the Chinese text for the taxpayer in localized_message; `description` here is that
+// text when present, else the developer description.
+function readViolation(bytes: Uint8Array): FieldViolation {
+  const r = new BinaryReader(bytes);
+  let field = "";
+  let dev = "";
+  let localized = "";
+  while (r.pos < r.len) {
+    const [no, wt] = r.tag();
+    if (wt !== WireType.LengthDelimited) {
+      r.skip(wt);
+      continue;
+    }
+    const raw = r.bytes();
+    if (no === 1) field = new TextDecoder().decode(raw);
+    else if (no === 2) dev = new TextDecoder().decode(raw);
+    else if (no === 4) localized = readStrings(raw).get(2)?.[0] ?? "";
+  }
+  return { field, description: localized || dev };
+}
+
 function readViolations(bytes: Uint8Array): FieldViolation[] {
   const r = new BinaryReader(bytes);
   const out: FieldViolation[] = [];
   while (r.pos < r.len) {
     const [no, wt] = r.tag();
     if (no === 1 && wt === WireType.LengthDelimited) {
-      const f = readStrings(r.bytes());
-      out.push({ field: f.get(1)?.[0] ?? "", description: f.get(2)?.[0] ?? "" });
+      out.push(readViolation(r.bytes()));
     } else {
       r.skip(wt);
     }

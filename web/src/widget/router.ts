@@ -12,7 +12,9 @@ export const router = createRouter({
       children: [
         { path: "", redirect: "/center/leave-messages" },
         { path: "leave-messages", name: "leave-messages", component: () => import("../center/LeaveMessages.vue") },
+        { path: "leave-messages/:id", name: "leave-message", component: () => import("../center/LeaveMessageDetail.vue") },
         { path: "appointments", name: "appointments", component: () => import("../center/Appointments.vue") },
+        { path: "appointments/:id", name: "appointment", component: () => import("../center/AppointmentDetail.vue") },
         { path: "notifications", name: "notifications", component: () => import("../center/Notifications.vue") },
         { path: "favourites", name: "favourites", component: () => import("../center/Favourites.vue") },
       ],
