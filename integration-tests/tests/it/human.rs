@@ -123,6 +123,46 @@ async fn queued_then_served_by_an_agent() {
     let quiet = tokio::time::timeout(Duration::from_millis(1500), read_messages(&mut stream, 1)).await;
     assert!(quiet.is_err(), "no bot reply while an agent serves");
 
+    // The console's views: the agent's active conversations and the whole transcript; an
+    // agent of another office reaches neither.
+    let active = agent_chat
+        .list_active_conversations(authed(pb::ListActiveConversationsRequest::default(), &staff))
+        .await
+        .expect("active")
+        .into_inner();
+    assert_eq!(active.conversations.len(), 1);
+    let summary = &active.conversations[0];
+    assert_eq!(summary.conversation.as_ref().map(|c| c.id.as_str()), Some(conv.id.as_str()));
+    assert_eq!(summary.last_message.as_ref().map(|m| m.sender), Some(pb::SenderRole::Taxpayer as i32));
+    let full = agent_chat
+        .get_conversation(authed(pb::GetConversationRequest { conversation_id: conv.id.clone() }, &staff))
+        .await
+        .expect("transcript")
+        .into_inner();
+    let seqs: Vec<u64> = full.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every message from seq 1");
+    assert!(full.taxpayer.is_some_and(|t| !t.name.is_empty()));
+    let other = stack.token("agent-qingdao");
+    let err = agent_chat
+        .get_conversation(authed(pb::GetConversationRequest { conversation_id: conv.id.clone() }, &other))
+        .await
+        .expect_err("not theirs");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let theirs = agent_chat
+        .list_active_conversations(authed(pb::ListActiveConversationsRequest::default(), &other))
+        .await
+        .expect("own list")
+        .into_inner();
+    assert!(theirs.conversations.is_empty());
+    let err = agent_chat
+        .list_active_conversations(authed(
+            pb::ListActiveConversationsRequest { agent_id: "A1001".into(), ..Default::default() },
+            &other,
+        ))
+        .await
+        .expect_err("agents cannot list colleagues");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+
     // The agent ends the service: the taxpayer sees the end and a rating request, rates once,
     // and the agent's place is free again.
     agent_chat

@@ -869,6 +869,80 @@ impl AgentApi {
 
 #[tonic::async_trait]
 impl pb::agent_conversation_service_server::AgentConversationService for AgentApi {
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?;
+        let id = parse_uuid("conversation_id", &request.get_ref().conversation_id)?;
+        let row = self
+            .inner
+            .store
+            .agent_conversation(id, &agent.agent_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        let name = self.inner.store.taxpayer_name(id).await?;
+        let messages = self.inner.store.messages_after(id, 0, 5000).await?;
+        Ok(Response::new(pb::GetConversationResponse {
+            taxpayer: Some(zhengna_proto::common::v1::TaxpayerRef {
+                id: row.taxpayer_id.clone(),
+                name,
+                tax_id: row.taxpayer_id.clone(),
+                office_code: row.office_code.clone(),
+            }),
+            conversation: Some(row.to_proto()),
+            messages: messages.iter().map(|m| m.to_proto()).collect(),
+            open_media_sessions: Vec::new(),
+        }))
+    }
+
+    async fn list_active_conversations(
+        &self,
+        request: Request<pb::ListActiveConversationsRequest>,
+    ) -> Result<Response<pb::ListActiveConversationsResponse>, Status> {
+        let caller = identity::caller(&request)?;
+        let agent = caller.agent()?;
+        let r = request.get_ref();
+        let whose = r.agent_id.trim();
+        let whose = if whose.is_empty() || whose == agent.agent_id {
+            agent.agent_id.clone()
+        } else {
+            // Supervisors look at their office's agents; the agent's office is checked by
+            // the conversations' serving office.
+            if !matches!(agent.role, zhengna_platform::AgentRole::Supervisor | zhengna_platform::AgentRole::Admin) {
+                return Err(
+                    ApiError::PermissionDenied("only supervisors list other agents' conversations".into()).into()
+                );
+            }
+            whose.to_owned()
+        };
+        let page = zhengna_platform::paging::Page::from_request(r.page.as_ref())?;
+        let (rows, total) = self.inner.store.serving(&whose, page.size, page.offset).await?;
+        let mut conversations = Vec::with_capacity(rows.len());
+        for (row, name) in rows {
+            if whose != agent.agent_id && row.agent_office != agent.office_code {
+                continue;
+            }
+            let last = self.inner.store.last_message(row.id).await?;
+            conversations.push(pb::ConversationSummary {
+                taxpayer: Some(zhengna_proto::common::v1::TaxpayerRef {
+                    id: row.taxpayer_id.clone(),
+                    name,
+                    tax_id: row.taxpayer_id.clone(),
+                    office_code: row.office_code.clone(),
+                }),
+                conversation: Some(row.to_proto()),
+                last_message: last.map(|m| m.to_proto()),
+                assigned_at: None,
+            });
+        }
+        Ok(Response::new(pb::ListActiveConversationsResponse {
+            page: Some(page.response(conversations.len(), total)),
+            conversations,
+        }))
+    }
+
     async fn send_agent_message(
         &self,
         request: Request<pb::SendAgentMessageRequest>,

@@ -138,6 +138,56 @@ impl Store {
         Ok(())
     }
 
+    /// Conversations an agent is serving now, most recent activity first, with the
+    /// taxpayer's name.
+    pub async fn serving(
+        &self,
+        agent_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<(ConversationRow, String)>, i64), ApiError> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, taxpayer_name FROM conversations WHERE agent_id = $1 AND mode = 'human'
+             ORDER BY updated_at DESC, id LIMIT $2 OFFSET $3",
+        )
+        .bind(agent_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM conversations WHERE agent_id = $1 AND mode = 'human'")
+                .bind(agent_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, name) in rows {
+            if let Some(row) = self.conversation(id).await? {
+                out.push((row, name));
+            }
+        }
+        Ok((out, total))
+    }
+
+    /// The taxpayer's name on a conversation.
+    pub async fn taxpayer_name(&self, id: Uuid) -> Result<String, ApiError> {
+        Ok(sqlx::query_scalar("SELECT taxpayer_name FROM conversations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// The latest message of a conversation.
+    pub async fn last_message(&self, id: Uuid) -> Result<Option<MessageRow>, ApiError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT 1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// A conversation by id, for streams already authorised.
     pub async fn conversation(&self, id: Uuid) -> Result<Option<ConversationRow>, ApiError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
