@@ -191,7 +191,8 @@ pub async fn run() -> Result<()> {
     }
     println!();
     println!("zhengna is running. Press Ctrl-C to stop everything.");
-    println!("  Taxpayer demo host page (widget) http://127.0.0.1:{GATEWAY_PORT}/   (placeholder until the web issue)");
+    println!("  Taxpayer demo host page (widget) http://127.0.0.1:{GATEWAY_PORT}/");
+    println!("  Personal centre (个人中心)       http://127.0.0.1:{GATEWAY_PORT}/widget.html#/center");
     println!(
         "  Agent console                    http://127.0.0.1:{GATEWAY_PORT}/agent/   (placeholder until the web issue)"
     );
