@@ -236,9 +236,12 @@ impl App {
                                 claims.sub = sub.to_owned();
                             }
                             match m.mint(&claims) {
-                                Ok(token) => axum::Json(
-                                    serde_json::json!({ "token": token, "expires_in": ttl, "identity": who }),
-                                )
+                                Ok(token) => axum::Json(serde_json::json!({
+                                    "token": token,
+                                    "expires_in": ttl,
+                                    "identity": who,
+                                    "sub": claims.sub,
+                                }))
                                 .into_response(),
                                 Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
                             }

@@ -7,7 +7,8 @@
  * (an iframe of widget.html from the same origin as this script). The panel can be
  * maximised, restored and minimised back to the icon. The host hands over the taxpayer's
  * token with `ZhengnaWidget.setToken(jwt)`; `ZhengnaWidget.open()` / `.close()` drive it
- * from script. Optional attributes: data-user (a demo login, local runs only) and
+ * from script. Optional attributes: data-channel ("etax", the default, or "einvoice": which
+ * platform the conversation comes from), data-user (a demo login, local runs only) and
  * data-open="true" (open at load).
  */
 (function () {
@@ -62,7 +63,8 @@
     frame = document.createElement("iframe");
     frame.title = "征纳互动";
     frame.setAttribute("allow", "microphone; camera; display-capture; clipboard-write");
-    frame.src = origin + "/widget.html#/";
+    var channel = script && script.getAttribute("data-channel") === "einvoice" ? "einvoice" : "etax";
+    frame.src = origin + "/widget.html?channel=" + channel + "#/";
     frame.addEventListener("load", function () {
       if (pendingToken) send({ type: "zhengna:token", token: pendingToken });
     });

@@ -568,12 +568,20 @@ impl pb::conversation_service_server::ConversationService for ConversationApi {
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let caller = identity::caller(&request)?;
         let tp = caller.taxpayer()?.clone();
-        let input = validate_send(request.into_inner())?;
+        let mut input = validate_send(request.into_inner())?;
         let conversation = self
             .store
             .taxpayer_conversation(input.conversation, &tp.tax_id)
             .await?
             .ok_or_else(|| ApiError::NotFound("conversation".into()))?;
+        if conversation.mode == "human" && input.selection.take().is_some() {
+            // An agent reads it: a clicked question or option is plain text from here on,
+            // and passes the moderation checkpoint like typed text.
+            input.content = pb::MessageContent {
+                body: Some(pb::message_content::Body::Text(pb::TextContent { text: input.text.clone() })),
+            };
+            input.is_text = !input.text.is_empty();
+        }
         let (content, text) = match &input.attachment {
             Some(pending) => {
                 if conversation.mode != "human" {
@@ -918,12 +926,13 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
             whose.to_owned()
         };
         let page = zhengna_platform::paging::Page::from_request(r.page.as_ref())?;
-        let (rows, total) = self.inner.store.serving(&whose, page.size, page.offset).await?;
+        // A supervisor sees colleagues' conversations served in their office subtree.
+        let prefix = (whose != agent.agent_id).then(|| {
+            zhengna_platform::offices::subtree_prefix(&agent.office_code).unwrap_or(&agent.office_code).to_owned()
+        });
+        let (rows, total) = self.inner.store.serving(&whose, prefix.as_deref(), page.size, page.offset).await?;
         let mut conversations = Vec::with_capacity(rows.len());
         for (row, name) in rows {
-            if whose != agent.agent_id && row.agent_office != agent.office_code {
-                continue;
-            }
             let last = self.inner.store.last_message(row.id).await?;
             conversations.push(pb::ConversationSummary {
                 taxpayer: Some(zhengna_proto::common::v1::TaxpayerRef {
@@ -950,6 +959,17 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
         let caller = identity::caller(&request)?;
         let agent = caller.agent()?.clone();
         let r = request.into_inner();
+        if matches!(
+            r.content.as_ref().and_then(|c| c.body.as_ref()),
+            Some(pb::message_content::Body::OptionSelection(_) | pb::message_content::Body::QuestionSelection(_))
+        ) {
+            return Err(ApiError::invalid(
+                "content",
+                "agents send text, emoji, images or files",
+                "不支持发送该类型的消息。",
+            )
+            .into());
+        }
         let input = validate_send(pb::SendMessageRequest {
             conversation_id: r.conversation_id,
             client_msg_id: r.client_msg_id,

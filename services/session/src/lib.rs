@@ -161,8 +161,8 @@ impl App {
             ],
             key,
             unimplemented_topics: vec![
-                ("zhengna.session.v1.ConversationService", "conversations and human interaction (issue 4)"),
-                ("zhengna.session.v1.AgentConversationService", "conversations and human interaction (issue 4)"),
+                ("zhengna.session.v1.ConversationService", "audio/video and remote assistance (spec §3.6–3.7)"),
+                ("zhengna.session.v1.AgentConversationService", "audio/video and remote assistance (spec §3.6–3.7)"),
             ],
             config: cfg.server,
             shutdown: shutdown.clone(),

@@ -143,21 +143,25 @@ impl Store {
     pub async fn serving(
         &self,
         agent_id: &str,
+        office_prefix: Option<&str>,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<(ConversationRow, String)>, i64), ApiError> {
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT id, taxpayer_name FROM conversations WHERE agent_id = $1 AND mode = 'human'
-             ORDER BY updated_at DESC, id LIMIT $2 OFFSET $3",
-        )
+        let filter = "agent_id = $1 AND mode = 'human' AND ($2::text IS NULL OR agent_office LIKE $2 || '%')";
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, taxpayer_name FROM conversations WHERE {filter}
+             ORDER BY updated_at DESC, id LIMIT $3 OFFSET $4"
+        )))
         .bind(agent_id)
+        .bind(office_prefix)
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         let total: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM conversations WHERE agent_id = $1 AND mode = 'human'")
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM conversations WHERE {filter}")))
                 .bind(agent_id)
+                .bind(office_prefix)
                 .fetch_one(&self.pool)
                 .await?;
         let mut out = Vec::with_capacity(rows.len());

@@ -86,6 +86,10 @@ export function patchConversation(changes: Partial<Conversation>) {
 function follow(m: Message) {
   const c = state.conversation;
   if (!c || m.conversationId !== c.id) return;
+  // The server's own conversation (sent first on every subscription) already reflects
+  // everything replayed; old notices must not take it back (a QUEUED notice replayed
+  // after the line closed would otherwise show the queue again).
+  if (replaying && serverState) return;
   const body = m.content?.body;
   if (body?.case === "systemNotice") {
     const n = body.value;
@@ -94,6 +98,7 @@ function follow(m: Message) {
         patchConversation({ mode: ConversationMode.QUEUED, transferring: false, queueEntryId: n.refId || c.queueEntryId });
         break;
       case SystemNoticeKind.QUEUE_LEFT:
+      case SystemNoticeKind.OUT_OF_HOURS:
         patchConversation({ mode: ConversationMode.BOT, transferring: false });
         break;
       case SystemNoticeKind.AGENT_JOINED: {
@@ -124,6 +129,10 @@ function follow(m: Message) {
 
 let abort: AbortController | null = null;
 let generation = 0;
+/** Between opening a subscription and its CaughtUp: messages are replayed history. */
+let replaying = false;
+/** The current subscription has sent the server's conversation. */
+let serverState = false;
 
 /** How many of the latest messages a (re)opened chat shows; 加载更多 pages further back. */
 const INITIAL_WINDOW = 50n;
@@ -220,6 +229,8 @@ async function stream(gen: number) {
         state.caughtUp = true;
       }
     };
+    replaying = true;
+    serverState = false;
     try {
       const it = api.subscribe(
         { conversationId: state.conversation.id, afterSeq: state.lastSeq },
@@ -236,8 +247,10 @@ async function stream(gen: number) {
             break;
           case "conversationUpdated":
             state.conversation = ev.event.value;
+            serverState = true;
             break;
           case "caughtUp":
+            replaying = false;
             state.caughtUp = true;
             state.link = "live";
             break;
