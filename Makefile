@@ -44,7 +44,7 @@ bench: setup ## Run benchmarks and print their figures (see docs/benchmarks.md)
 	cargo run -q -p zhengna-messaging --example bench_push
 
 bench-stream: ## Open Subscribe streams and delivery rate/latency through the gateway (see docs/benchmarks.md)
-	cargo run --release -q -p zhengna-integration-tests --example bench_stream -- --streams 20000 --rate 600 --seconds 20
+	ZHENGNA_TEST_DB_CONNECTIONS=10 cargo run --release -q -p zhengna-integration-tests --example bench_stream -- --streams 20000 --rate 1500 --seconds 20
 
 bench-answer: ## Answer quality (top1/top3/confident_wrong) and engine speed; FILE=path.jsonl evaluates one file
 	cargo run --release -q -p zhengna-answer --example bench_answer -- $(FILE)

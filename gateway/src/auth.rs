@@ -108,7 +108,14 @@ pub struct Authenticator {
     issuers: Arc<Vec<IssuerConfig>>,
     keys: Arc<RwLock<HashMap<String, Vec<Key>>>>,
     leeway: u64,
+    /// Tokens already verified, with their expiry: a browser sends the same token on every
+    /// call, and an ES256/RS256 check costs more than the rest of forwarding a message.
+    /// Cleared whenever keys change; an entry is used only before its `exp`.
+    verified: Arc<std::sync::Mutex<HashMap<String, (Caller, i64)>>>,
 }
+
+/// Verified tokens kept at most; the cache is emptied when it fills.
+const VERIFIED_CACHE: usize = 100_000;
 
 fn keys_from_jwks(set: &JwkSet, issuer: usize) -> Vec<(String, Key)> {
     set.keys
@@ -132,7 +139,12 @@ fn keys_from_jwks(set: &JwkSet, issuer: usize) -> Vec<(String, Key)> {
 
 impl Authenticator {
     pub fn new(issuers: Vec<IssuerConfig>, leeway: u64) -> Self {
-        Self { issuers: Arc::new(issuers), keys: Arc::new(RwLock::new(HashMap::new())), leeway }
+        Self {
+            issuers: Arc::new(issuers),
+            keys: Arc::new(RwLock::new(HashMap::new())),
+            leeway,
+            verified: Arc::new(std::sync::Mutex::new(HashMap::new())),
+        }
     }
 
     pub fn issuers(&self) -> &[IssuerConfig] {
@@ -143,6 +155,9 @@ impl Authenticator {
     pub fn set_jwks(&self, index: usize, set: &JwkSet) -> usize {
         let new = keys_from_jwks(set, index);
         let n = new.len();
+        if let Ok(mut cache) = self.verified.lock() {
+            cache.clear();
+        }
         if let Ok(mut keys) = self.keys.write() {
             for list in keys.values_mut() {
                 list.retain(|k| k.issuer != index);
@@ -212,6 +227,13 @@ impl Authenticator {
 
     /// Verifies `token` and maps its claims to a caller.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        if let Ok(cache) = self.verified.lock()
+            && let Some((caller, exp)) = cache.get(token)
+            && now < *exp
+        {
+            return Ok(caller.clone());
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(AuthError::Algorithm);
@@ -235,7 +257,17 @@ impl Authenticator {
                 v.set_audience(&[&issuer.audience]);
             }
             match jsonwebtoken::decode::<TokenClaims>(token, &key.key, &v) {
-                Ok(data) => return to_caller(issuer.kind, data.claims),
+                Ok(data) => {
+                    let exp = data.claims.exp;
+                    let caller = to_caller(issuer.kind, data.claims)?;
+                    if let Ok(mut cache) = self.verified.lock() {
+                        if cache.len() >= VERIFIED_CACHE {
+                            cache.clear();
+                        }
+                        cache.insert(token.to_owned(), (caller.clone(), exp));
+                    }
+                    return Ok(caller);
+                }
                 Err(e) => {
                     use jsonwebtoken::errors::ErrorKind;
                     last = match e.kind() {

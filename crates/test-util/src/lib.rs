@@ -23,12 +23,16 @@ pub fn pg_base() -> String {
     std::env::var("ZHENGNA_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-/// A database config pointing at a brand-new database (created on first connect).
+/// A database config pointing at a brand-new database (created on first connect). Pools
+/// hold 5 connections (many stacks run side by side in tests); benchmarks set
+/// `ZHENGNA_TEST_DB_CONNECTIONS` to the production default of 10 or more.
 pub fn fresh_db(prefix: &str) -> DbConfig {
     let name = format!("zt_{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let max_connections =
+        std::env::var("ZHENGNA_TEST_DB_CONNECTIONS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(5);
     DbConfig {
         url: Secret::new(format!("{}/{}", pg_base(), &name[..name.len().min(60)])),
-        max_connections: 5,
+        max_connections,
         create_if_missing: true,
     }
 }
