@@ -374,21 +374,26 @@ test(
     // The agent's console is connected (its conversation stream is open), so the taxpayer
     // ending the chat gets the rating request (§3.9.3 #3: not after the agent dropped off).
     const console_ = new AbortController();
+    let connected;
+    const opened = new Promise((r) => (connected = r));
     (async () => {
       try {
         for await (const _ of agent.chat.subscribeConversation({ conversationId, afterSeq: 0n }, { signal: console_.signal })) {
-          // keep the stream open
+          connected(); // the first event: the console's stream is open
         }
       } catch {
         // aborted at the end of the test
       }
     })();
-    await new Promise((r) => setTimeout(r, 1500));
-    await page.getByTestId("end-session").click();
+    try {
+      await opened;
+      await page.getByTestId("end-session").click();
     await page.locator(".zn-end-confirm").getByRole("button", { name: "确定" }).click();
     await page.getByTestId("ended-banner").waitFor();
-    await page.getByTestId("rating-card").waitFor({ timeout: 10_000 });
-    console_.abort();
+      await page.getByTestId("rating-card").waitFor({ timeout: 15_000 });
+    } finally {
+      console_.abort();
+    }
     await context.close();
   },
 );

@@ -11,7 +11,7 @@ const files = readdirSync(here)
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
   .sort()
   .map((f) => join(here, f));
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-reporter=spec", ...files], {
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-reporter=spec", "--test-timeout=180000", ...files], {
   stdio: "inherit",
 });
 process.exit(r.status ?? 1);

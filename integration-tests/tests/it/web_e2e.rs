@@ -34,6 +34,8 @@ async fn run_browser_tests(file: &str) {
         Command::new("node")
             .arg("--test")
             .arg("--test-reporter=spec")
+            // A stuck test fails on its own instead of holding the whole file open.
+            .arg("--test-timeout=180000")
             .arg(&file)
             .env("E2E_BASE_URL", base)
             .env("CHROMIUM", chromium())

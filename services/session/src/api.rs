@@ -1121,18 +1121,20 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
         // While this stream is open the agent counts as connected (refreshed every 20 s,
         // cleared when the stream goes away).
         let alive = self.inner.shutdown.child_token();
+        // Connected from the moment the stream is handed out (then refreshed below).
+        self.inner.store.agent_seen(conversation, &agent.agent_id, true).await?;
         {
             let store = self.inner.store.clone();
             let alive = alive.clone();
             let agent_id = agent.agent_id.clone();
             tokio::spawn(async move {
                 loop {
-                    if let Err(e) = store.agent_seen(conversation, &agent_id, true).await {
-                        tracing::warn!(error = %e, "recording the agent's connection");
-                    }
                     tokio::select! {
                         _ = alive.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+                    }
+                    if let Err(e) = store.agent_seen(conversation, &agent_id, true).await {
+                        tracing::warn!(error = %e, "recording the agent's connection");
                     }
                 }
                 let _ = store.agent_seen(conversation, &agent_id, false).await;
