@@ -108,10 +108,19 @@ function field(no, bytes) {
 }
 const str = (no, s) => field(no, Buffer.from(s, "utf8"));
 
-/** Headers of a trailers-only grpc-web INVALID_ARGUMENT response carrying a BadRequest
- *  (English descriptions, as the services send) and the joined Chinese LocalizedMessage. */
+/** Headers of a trailers-only grpc-web INVALID_ARGUMENT response as the services send it:
+ *  a BadRequest whose violations carry an English description and their Chinese text
+ *  (localized_message), and the Chinese texts joined with "；" as the LocalizedMessage. */
 export function invalidArgumentHeaders(violations, chinese) {
-  const badRequest = Buffer.concat(violations.map(([f, d]) => field(1, Buffer.concat([str(1, f), str(2, d)]))));
+  const texts = chinese.split("；");
+  const badRequest = Buffer.concat(
+    violations.map(([f, d], i) =>
+      field(
+        1,
+        Buffer.concat([str(1, f), str(2, d), field(4, Buffer.concat([str(1, "zh-CN"), str(2, texts[i] ?? chinese)]))]),
+      ),
+    ),
+  );
   const localized = Buffer.concat([str(1, "zh-CN"), str(2, chinese)]);
   const status = Buffer.concat([
     Buffer.from([0x08, 3]), // code = INVALID_ARGUMENT

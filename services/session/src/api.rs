@@ -865,6 +865,16 @@ impl pb::attachment_link_service_server::AttachmentLinkService for LinkApi {
 
 /// The serving agent's side of a conversation: text messages and the full transcript with
 /// live updates. Only the agent the queue assigned reaches the conversation.
+/// The taxpayer of a conversation as agents see it.
+fn taxpayer_ref(row: &crate::store::ConversationRow, name: String) -> zhengna_proto::common::v1::TaxpayerRef {
+    zhengna_proto::common::v1::TaxpayerRef {
+        id: row.taxpayer_id.clone(),
+        name,
+        tax_id: row.taxpayer_id.clone(),
+        office_code: row.office_code.clone(),
+    }
+}
+
 pub struct AgentApi {
     inner: ConversationApi,
 }
@@ -893,12 +903,7 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
         let name = self.inner.store.taxpayer_name(id).await?;
         let messages = self.inner.store.messages_after(id, 0, 5000).await?;
         Ok(Response::new(pb::GetConversationResponse {
-            taxpayer: Some(zhengna_proto::common::v1::TaxpayerRef {
-                id: row.taxpayer_id.clone(),
-                name,
-                tax_id: row.taxpayer_id.clone(),
-                office_code: row.office_code.clone(),
-            }),
+            taxpayer: Some(taxpayer_ref(&row, name)),
             conversation: Some(row.to_proto()),
             messages: messages.iter().map(|m| m.to_proto()).collect(),
             open_media_sessions: Vec::new(),
@@ -935,12 +940,7 @@ impl pb::agent_conversation_service_server::AgentConversationService for AgentAp
         for (row, name) in rows {
             let last = self.inner.store.last_message(row.id).await?;
             conversations.push(pb::ConversationSummary {
-                taxpayer: Some(zhengna_proto::common::v1::TaxpayerRef {
-                    id: row.taxpayer_id.clone(),
-                    name,
-                    tax_id: row.taxpayer_id.clone(),
-                    office_code: row.office_code.clone(),
-                }),
+                taxpayer: Some(taxpayer_ref(&row, name)),
                 conversation: Some(row.to_proto()),
                 last_message: last.map(|m| m.to_proto()),
                 assigned_at: None,

@@ -88,12 +88,10 @@ impl Store {
             tx.commit().await?;
             return Ok((row, true));
         }
-        let row = sqlx::query_as(
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO conversations (id, taxpayer_id, taxpayer_name, office_code, channel, mode)
-             VALUES ($1, $2, $3, $4, $5, 'bot')
-             RETURNING id, taxpayer_id, office_code, channel, mode, last_seq, created_at, agent_id, agent_name, agent_office,
-                       queue_entry_id, cleared_seq, transferring",
-        )
+             VALUES ($1, $2, $3, $4, $5, 'bot') RETURNING {CONVERSATION_COLUMNS}"
+        )))
         .bind(Uuid::now_v7())
         .bind(&tp.tax_id)
         .bind(&tp.name)

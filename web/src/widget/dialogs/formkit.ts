@@ -1,42 +1,20 @@
 // Small helpers shared by the 留言 / 预约 dialogs and the personal centre forms: per-field
-// server errors in Chinese, phone rules, Asia/Shanghai dates and a narrow-screen flag.
+// server errors in Chinese (each violation carries its own text), phone rules, Asia/Shanghai dates and a narrow-screen flag.
 import { onBeforeUnmount, ref, type Ref } from "vue";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { ApiFailure } from "../../api/errors";
+import { violationFor, type ApiFailure } from "../../api/errors";
 
-const CJK = /[\u3400-\u9fff]/;
-
-function matches(field: string, want: string): boolean {
-  return field === want || field.startsWith(want + ".") || field.startsWith(want + "[");
-}
-
-/**
- * The Chinese text of the server's violation for `field` ("" when none). The services put
- * an English description in each violation and the Chinese texts, in the same order, joined
- * with "；" in the localized message; this pairs them up.
- */
+/** The Chinese text of the server's violation for `field` ("" when none). */
 export function fieldError(f: ApiFailure | null, field: string): string {
-  if (!f || f.violations.length === 0) return "";
-  const i = f.violations.findIndex((v) => matches(v.field, field));
-  if (i < 0) return "";
-  const v = f.violations[i];
-  if (CJK.test(v.description)) return v.description;
-  const texts = f.message.split("；").map((s) => s.trim()).filter(Boolean);
-  if (texts.length === f.violations.length) return texts[i];
-  return f.message || "填写有误，请检查";
+  return violationFor(f, field);
 }
 
 /** Violations whose field is not one of `known` (shown above the form). */
 export function otherErrors(f: ApiFailure | null, known: string[]): string {
   if (!f) return "";
   if (f.violations.length === 0) return f.message;
-  const texts = f.message.split("；").map((s) => s.trim()).filter(Boolean);
-  const aligned = texts.length === f.violations.length;
-  const rest = f.violations
-    .map((v, i) => ({ v, text: CJK.test(v.description) ? v.description : aligned ? texts[i] : f.message }))
-    .filter(({ v }) => !known.some((k) => matches(v.field, k)))
-    .map(({ text }) => text);
-  return [...new Set(rest)].join("；");
+  const rest = f.violations.filter((v) => !known.some((k) => violationFor({ ...f, violations: [v] }, k)));
+  return [...new Set(rest.map((v) => v.description))].join("；");
 }
 
 /** A mainland mobile number: 11 digits starting with 1. */
