@@ -20,9 +20,13 @@ pub struct OutboxEvent<'a> {
 /// Inserts an event inside the caller's transaction and returns its event id.
 pub async fn enqueue(conn: &mut PgConnection, event: OutboxEvent<'_>) -> Result<Uuid, sqlx::Error> {
     let event_id = Uuid::now_v7();
+    // One round trip: the row, and a wake-up for the relay now instead of at its next poll
+    // (delivered on commit).
     sqlx::query(
-        "INSERT INTO outbox (event_id, topic, key, event_type, payload, traceparent)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "WITH queued AS (
+             INSERT INTO outbox (event_id, topic, key, event_type, payload, traceparent)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING 1)
+         SELECT pg_notify('zhengna_outbox', '') FROM queued",
     )
     .bind(event_id)
     .bind(event.topic)
@@ -32,8 +36,6 @@ pub async fn enqueue(conn: &mut PgConnection, event: OutboxEvent<'_>) -> Result<
     .bind(crate::telemetry::current_traceparent())
     .execute(&mut *conn)
     .await?;
-    // Wake the relay now instead of at its next poll; delivered on commit.
-    sqlx::query("SELECT pg_notify('zhengna_outbox', '')").execute(&mut *conn).await?;
     Ok(event_id)
 }
 

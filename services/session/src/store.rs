@@ -366,6 +366,14 @@ impl MessageRow {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct Inserted {
+    #[sqlx(flatten)]
+    row: MessageRow,
+    taxpayer_id: String,
+    mode: String,
+}
+
 /// Stores a message with the next seq inside the caller's transaction (bumping
 /// `last_seq` under the conversation's row lock) and wakes subscribers on commit.
 pub async fn insert_in(
@@ -373,37 +381,33 @@ pub async fn insert_in(
     conversation: Uuid,
     msg: &NewMessage,
 ) -> Result<MessageRow, ApiError> {
-    let bumped: Option<(i64, String, String)> = sqlx::query_as(
-        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
-             WHERE id = $1 AND mode <> 'ended' RETURNING last_seq, taxpayer_id, mode",
-    )
-    .bind(conversation)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((seq, taxpayer_id, mode)) = bumped else {
-        return Err(ApiError::FailedPrecondition("conversation has ended".into()));
-    };
-    let row: MessageRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO messages (id, conversation_id, seq, client_msg_id, sender, sender_name, reply_to, text, content)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             RETURNING {MESSAGE_COLUMNS}"
+    // One round trip: the next seq under the conversation's row lock, the message, and the
+    // wake-up for subscribers (delivered on commit).
+    let inserted: Option<Inserted> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH bumped AS (
+             UPDATE conversations SET last_seq = last_seq + 1, updated_at = now()
+             WHERE id = $1 AND mode <> 'ended' RETURNING last_seq, taxpayer_id, mode),
+         stored AS (
+             INSERT INTO messages (id, conversation_id, seq, client_msg_id, sender, sender_name, reply_to, text, content)
+             SELECT $2, $1, bumped.last_seq, $3, $4, $5, $6, $7, $8 FROM bumped
+             RETURNING {MESSAGE_COLUMNS}),
+         woken AS (SELECT pg_notify($9, $1::text) FROM stored)
+         SELECT stored.*, bumped.taxpayer_id, bumped.mode FROM stored, bumped, woken"
     )))
-    .bind(Uuid::now_v7())
     .bind(conversation)
-    .bind(seq)
+    .bind(Uuid::now_v7())
     .bind(&msg.client_msg_id)
     .bind(msg.sender)
     .bind(&msg.sender_name)
     .bind(msg.reply_to)
     .bind(&msg.text)
     .bind(msg.content.encode_to_vec())
-    .fetch_one(&mut *tx)
+    .bind(crate::hub::CHANNEL)
+    .fetch_optional(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(crate::hub::CHANNEL)
-        .bind(conversation.to_string())
-        .execute(&mut *tx)
-        .await?;
+    let Some(Inserted { row, taxpayer_id, mode }) = inserted else {
+        return Err(ApiError::FailedPrecondition("conversation has ended".into()));
+    };
     let event = pb::SessionEvent {
         aggregate_id: conversation.to_string(),
         occurred_at: Some(timestamp(Utc::now())),
