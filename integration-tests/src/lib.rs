@@ -32,6 +32,8 @@ pub struct Stack {
     pub minter: Minter,
     pub broker: Broker,
     pub messaging_db: String,
+    /// Database URL of the answer service.
+    pub answer_db: String,
     databases: Vec<String>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<Result<(), StartupError>>>,
@@ -69,6 +71,7 @@ impl Stack {
         let databases = dbs.iter().map(|d| d.url.expose().rsplit('/').next().unwrap_or_default().to_owned()).collect();
         let [answer_db, queue_db, session_db, appointment_db, messaging_db]: [_; 5] =
             dbs.try_into().expect("five databases");
+        let answer_url = answer_db.url.expose().to_owned();
         let answer = zhengna_answer::App::build(
             zhengna_answer::Config {
                 server: local(),
@@ -224,6 +227,7 @@ impl Stack {
             minter,
             broker,
             messaging_db: messaging_url,
+            answer_db: answer_url,
             databases,
             shutdown,
             tasks,

@@ -220,7 +220,7 @@ test("360 px: the compact entry shows the badge; 消息提示 page marks read", 
 test("我的收藏: a favourite shows in the panel and the page, opens its answer, and can be removed", async () => {
   const { context, token } = await taxpayerContext(browser);
   const answers = api("zhengna.answer.v1.AnswerService", token);
-  const asked = await answers.ask({ question: "怎么开具红字发票" });
+  const asked = await answers.ask({ question: "红字确认单怎么发起" });
   assert.ok(asked.answer?.itemId, "the knowledge base answers");
   await answers.addFavourite({ itemId: asked.answer.itemId });
   const question = asked.answer.standardQuestion;

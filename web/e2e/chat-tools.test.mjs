@@ -37,7 +37,7 @@ async function myMessages(page) {
 test("favourite: the star on an answer adds and removes it in 我的收藏", async (t) => {
   const { context, token } = await taxpayer(t);
   const page = await openWidget(context);
-  const reply = await ask(page, "怎么开具红字发票");
+  const reply = await ask(page, "红字确认单怎么发起");
   const question = (await reply.getByTestId("answer-question").innerText()).trim();
   const star = reply.getByTestId("favourite-toggle");
   assert.equal(await star.getAttribute("aria-pressed"), "false");
@@ -164,7 +164,7 @@ test("font size: 大 enlarges the chat and is remembered", async (t) => {
 test("清屏 asks first, hides the chat, and 加载历史 brings it back", async (t) => {
   const { context } = await taxpayer(t);
   const page = await openWidget(context);
-  await ask(page, "怎么开具红字发票");
+  await ask(page, "红字确认单怎么发起");
   const messages = page.locator("[data-testid=timeline] [data-testid=message]");
   assert.ok((await messages.count()) >= 2);
 
@@ -183,6 +183,6 @@ test("清屏 asks first, hides the chat, and 加载历史 brings it back", async
 
   await page.getByTestId("load-history").click();
   await eventually(async () => (await messages.count()) >= 2, 15_000, "history restored");
-  assert.ok((await myMessages(page)).some((m) => m.includes("怎么开具红字发票")));
+  assert.ok((await myMessages(page)).some((m) => m.includes("红字确认单怎么发起")));
   assert.equal(await page.getByTestId("timeline-load-history").count(), 0);
 });

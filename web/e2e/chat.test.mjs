@@ -48,7 +48,7 @@ test("answer: welcome, then a rich answer with steps, 政策依据 and 猜你想
   await page.getByTestId("welcome").waitFor();
   assert.match(await page.getByTestId("welcome").innerText(), /税务虚拟员工/);
 
-  const reply = await ask(page, "怎么开具红字发票");
+  const reply = await ask(page, "红字确认单怎么发起");
   assert.equal(await reply.getAttribute("data-decision"), "answer");
   assert.match(await reply.getByTestId("answer-question").innerText(), /红字/);
   assert.ok((await reply.locator("[data-testid=block-steps] li").count()) >= 2, "numbered steps are rendered");
@@ -142,7 +142,7 @@ test("autocomplete: ↓ and Enter send the highlighted question instead of the d
 test("feedback: 无用 opens the reason panel; the reason is stored once; a second verdict is refused", async (t) => {
   const { context, token } = await taxpayer(t);
   const page = await openWidget(context);
-  const reply = await ask(page, "怎么开具红字发票");
+  const reply = await ask(page, "红字确认单怎么发起");
   const replyId = await reply.getAttribute("data-reply-id");
   assert.ok(replyId);
   const fb = reply.getByTestId("feedback");
@@ -185,7 +185,7 @@ test("feedback: 无用 opens the reason panel; the reason is stored once; a seco
 test("feedback: 有用 thanks the taxpayer and disables both buttons", async (t) => {
   const { context } = await taxpayer(t);
   const page = await openWidget(context);
-  const reply = await ask(page, "怎么开具红字发票");
+  const reply = await ask(page, "红字确认单怎么发起");
   await reply.getByTestId("feedback-useful").click();
   await reply.getByTestId("feedback-prompt").waitFor();
   assert.match(await reply.getByTestId("feedback-prompt").innerText(), /感谢/);

@@ -169,7 +169,7 @@ test("排队时智能助手继续回答；取消排队需要确认", async () =>
 
   // While queued the bot keeps answering.
   const input = page.getByTestId("chat-input");
-  await input.fill("怎么开具红字发票");
+  await input.fill("红字确认单怎么发起");
   await input.press("Enter");
   await page.locator(".msg.bot").filter({ hasText: "红字" }).last().waitFor();
   assert.ok(await card.isVisible(), "still queued");

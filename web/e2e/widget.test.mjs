@@ -35,8 +35,8 @@ test("chat: Enter sends a question and the bot answers from the knowledge base",
   const { context } = await taxpayerContext(browser);
   const page = await openWidget(context);
   const input = page.getByTestId("chat-input");
-  await input.fill("怎么开具红字发票");
-  assert.equal(await page.getByTestId("counter").textContent(), "8/300");
+  await input.fill("红字确认单怎么发起");
+  assert.equal(await page.getByTestId("counter").textContent(), "9/300");
   await input.press("Enter");
   const bot = page.locator(".msg.bot").last();
   await bot.waitFor();

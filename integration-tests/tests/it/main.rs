@@ -1,5 +1,6 @@
 //! Cross-service tests: the real services, gateway, PostgreSQL and a tansu broker.
 
+mod answer_admin;
 mod attachments;
 mod booking;
 mod favourites;

@@ -110,6 +110,9 @@ fn evaluate(engine: &Engine, queries: &[Query], ctx: &Context<'_>, show_misses: 
         if answered.is_some() {
             s.answered += 1;
         }
+        if std::env::var_os("SHOW_DECISIONS").is_some() {
+            eprintln!("{} => {:?} {keys:?} ({:.2})", q.query, std::mem::discriminant(&decision), decision.confidence());
+        }
         match &q.id {
             Some(id) => {
                 s.in_scope += 1;
@@ -187,6 +190,35 @@ fn speed(name: &str, engine: &Engine, queries: &[String], ctx: &Context<'_>) {
     );
 }
 
+/// The postings budget in use: `ZHENGNA_POSTINGS_BUDGET` or the engine's default.
+fn budget() -> usize {
+    std::env::var("ZHENGNA_POSTINGS_BUDGET")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(zhengna_answer::engine::index::POSTINGS_BUDGET)
+}
+
+/// How often the postings budget changes the top three against an exact search.
+fn budget_agreement(name: &str, engine: &mut Engine, queries: &[String], ctx: &Context<'_>) {
+    let top3 = |e: &Engine| -> Vec<Vec<usize>> {
+        queries.iter().map(|q| e.rank(q, ctx, 3).iter().map(|c| c.item).collect()).collect()
+    };
+    let budgeted = top3(engine);
+    engine.set_postings_budget(usize::MAX);
+    let exact = top3(engine);
+    engine.set_postings_budget(budget());
+    let same_top1 = budgeted.iter().zip(&exact).filter(|(a, b)| a.first() == b.first()).count();
+    // Synthetic items are near-copies of one catalog question; finding another copy of the
+    // same question is as good an answer.
+    let base = |i: &usize| engine.items()[*i].catalog_id.split('/').next().unwrap_or_default().to_owned();
+    let same_question = budgeted.iter().zip(&exact).filter(|(a, b)| a.first().map(base) == b.first().map(base)).count();
+    println!(
+        "{name}: postings budget {} vs exact search: same top1 item {same_top1}/{n}, same top1 question {same_question}/{n}",
+        budget(),
+        n = queries.len()
+    );
+}
+
 /// Speed of autocomplete over the first 2-4 characters of each query.
 fn typeahead_speed(name: &str, engine: &Engine, queries: &[String], ctx: &Context<'_>) {
     let prefixes: Vec<String> =
@@ -226,7 +258,8 @@ fn synthetic(base: &[EngineItem], n: usize) -> Vec<EngineItem> {
             let kw = b.keywords.first().cloned().unwrap_or_default();
             EngineItem {
                 key: format!("SYN-{i}"),
-                catalog_id: format!("SYN-{i}"),
+                // The catalog item it was made from, to compare searches by what they found.
+                catalog_id: format!("{}/SYN-{i}", a.catalog_id),
                 question: format!("{}（{kw}第{}类）", a.question, i % 997),
                 similar: a.similar.iter().take(5).map(|s| format!("{s}{kw}")).collect(),
                 keywords: a.keywords.clone(),
@@ -243,6 +276,7 @@ fn main() {
     let ctx = Context { today, tags: &[] };
     let t = Instant::now();
     let mut engine = Engine::build(seed_items(), &Dicts::builtin());
+    engine.set_postings_budget(budget());
     // `ZHENGNA_THRESHOLDS=answer,margin,sure,suggest` tries other thresholds.
     if let Ok(v) = std::env::var("ZHENGNA_THRESHOLDS") {
         let v: Vec<f32> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
@@ -288,11 +322,13 @@ fn main() {
     let asks: Vec<String> =
         dev_q.iter().chain(&heldout).chain(&oos).map(|q| q.query.clone()).cycle().take(20_000).collect();
     speed("seed KB", &engine, &asks, &ctx);
+    budget_agreement("seed KB", &mut engine, &asks[..asks.len().min(dev_q.len() + heldout.len() + oos.len())], &ctx);
     typeahead_speed("seed KB", &engine, &asks[..5000], &ctx);
     let base = seed_items();
     let before = rss_mb();
     let t = Instant::now();
-    let big = Engine::build(synthetic(&base, 100_000), &Dicts::builtin());
+    let mut big = Engine::build(synthetic(&base, 100_000), &Dicts::builtin());
+    big.set_postings_budget(budget());
     let build = t.elapsed();
     println!(
         "100k KB: items={} variants={} build_s={:.1} index_rss_mb={:.0}",
@@ -302,6 +338,7 @@ fn main() {
         rss_mb() - before
     );
     speed("100k KB", &big, &asks[..5000], &ctx);
+    budget_agreement("100k KB", &mut big, &asks[..1000], &ctx);
     typeahead_speed("100k KB", &big, &asks[..2000], &ctx);
     let s = evaluate(&engine, &dev_q.into_iter().chain(heldout).chain(oos).collect::<Vec<_>>(), &ctx, false);
     println!(

@@ -143,6 +143,33 @@ fn event(payload: pb::answer_event::Payload, aggregate: &str) -> Vec<u8> {
 }
 
 /// One FavouriteChanged per taxpayer who favourited the item.
+/// Announces a published item (ItemPublished) and tells whoever favourited it.
+async fn announce(conn: &mut PgConnection, row: &Row) -> Result<(pb::KnowledgeItem, usize), ApiError> {
+    let item = row.to_proto();
+    outbox::enqueue(
+        &mut *conn,
+        OutboxEvent {
+            topic: zhengna_proto::topics::ANSWER,
+            key: &item.id,
+            event_type: "zhengna.answer.v1.ItemPublished",
+            payload: event(
+                pb::answer_event::Payload::ItemPublished(pb::ItemPublished { item: Some(item.clone()) }),
+                &item.id,
+            ),
+        },
+    )
+    .await?;
+    let told = tell_favourites(conn, row, false).await?;
+    Ok((item, told))
+}
+
+/// [`announce`] for an item written elsewhere (imports).
+pub(crate) async fn announce_published(conn: &mut PgConnection, id: Uuid) -> Result<(), ApiError> {
+    let row = locked(conn, id).await?;
+    announce(conn, &row).await?;
+    Ok(())
+}
+
 async fn tell_favourites(conn: &mut PgConnection, row: &Row, retired: bool) -> Result<usize, ApiError> {
     let taxpayers: Vec<String> =
         sqlx::query_scalar("SELECT taxpayer_id FROM favourites WHERE item_id = $1 ORDER BY id")
@@ -176,13 +203,80 @@ async fn tell_favourites(conn: &mut PgConnection, row: &Row, retired: bool) -> R
     Ok(taxpayers.len())
 }
 
+/// Items matching a filter, by catalog id, one page or all, with the total count.
+async fn select_items(
+    pool: &PgPool,
+    f: &pb::ItemFilter,
+    page: Option<zhengna_platform::paging::Page>,
+) -> Result<(Vec<Row>, i64), ApiError> {
+    if f.query.chars().count() > 100 {
+        return Err(ApiError::invalid("filter.query", "at most 100 characters", "搜索内容过长。"));
+    }
+    let mut statuses = Vec::new();
+    for (i, s) in f.statuses.iter().enumerate() {
+        statuses.push(match pb::KnowledgeItemStatus::try_from(*s) {
+            Ok(pb::KnowledgeItemStatus::Draft) => "draft",
+            Ok(pb::KnowledgeItemStatus::Published) => "published",
+            Ok(pb::KnowledgeItemStatus::Retired) => "retired",
+            _ => return Err(ApiError::invalid(&format!("filter.statuses[{i}]"), "unknown status", "状态有误。")),
+        });
+    }
+    let valid_at = f
+        .valid_at
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+        .map(|t| zhengna_platform::time::to_shanghai(t).date_naive());
+    // topic_id is a topic name or a catalog prefix (FP, GS…).
+    let topic = f.topic_id.trim();
+    let prefix = (topic.len() == 2 && topic.chars().all(|c| c.is_ascii_uppercase())).then(|| format!("{topic}-%"));
+    let filter = "($1 = '' OR question ILIKE $1 OR EXISTS (SELECT 1 FROM unnest(similar_questions) s WHERE s ILIKE $1))
+          AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+          AND ($3 = '' OR topic = $3 OR catalog_id LIKE $4)
+          AND ($5 = '' OR catalog_id = $5)
+          AND ($6 = '' OR $6 = ANY(audience))
+          AND ($7::date IS NULL OR ((valid_from IS NULL OR valid_from <= $7) AND (valid_to IS NULL OR valid_to >= $7)))";
+    let query = if f.query.trim().is_empty() {
+        String::new()
+    } else {
+        format!("%{}%", zhengna_platform::db::escape_like(f.query.trim()))
+    };
+    let statuses: Vec<String> = statuses.into_iter().map(str::to_owned).collect();
+    let (offset, limit) = page.map_or((0, i64::MAX), |p| (p.offset, p.size));
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM kb_items WHERE {filter} ORDER BY catalog_id, id OFFSET $8 LIMIT $9"
+    )))
+    .bind(&query)
+    .bind(&statuses)
+    .bind(topic)
+    .bind(prefix.as_deref().unwrap_or(""))
+    .bind(f.catalog_id.trim())
+    .bind(f.audience_tag.trim())
+    .bind(valid_at)
+    .bind(offset)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM kb_items WHERE {filter}")))
+        .bind(&query)
+        .bind(&statuses)
+        .bind(topic)
+        .bind(prefix.as_deref().unwrap_or(""))
+        .bind(f.catalog_id.trim())
+        .bind(f.audience_tag.trim())
+        .bind(valid_at)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
 pub struct AdminApi {
     pool: PgPool,
+    feedback: crate::feedback::FeedbackStore,
 }
 
 impl AdminApi {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { feedback: crate::feedback::FeedbackStore::new(pool.clone()), pool }
     }
 }
 
@@ -209,72 +303,239 @@ impl pb::knowledge_admin_service_server::KnowledgeAdminService for AdminApi {
         let r = request.get_ref();
         let f = r.filter.clone().unwrap_or_default();
         let page = zhengna_platform::paging::Page::from_request(r.page.as_ref())?;
-        if f.query.chars().count() > 100 {
-            return Err(ApiError::invalid("filter.query", "at most 100 characters", "搜索内容过长。").into());
-        }
-        let mut statuses = Vec::new();
-        for (i, s) in f.statuses.iter().enumerate() {
-            statuses.push(match pb::KnowledgeItemStatus::try_from(*s) {
-                Ok(pb::KnowledgeItemStatus::Draft) => "draft",
-                Ok(pb::KnowledgeItemStatus::Published) => "published",
-                Ok(pb::KnowledgeItemStatus::Retired) => "retired",
-                _ => {
-                    return Err(
-                        ApiError::invalid(&format!("filter.statuses[{i}]"), "unknown status", "状态有误。").into()
-                    );
-                }
-            });
-        }
-        let valid_at = f
-            .valid_at
-            .as_ref()
-            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
-            .map(|t| zhengna_platform::time::to_shanghai(t).date_naive());
-        // topic_id is a topic name or a catalog prefix (FP, GS…).
-        let topic = f.topic_id.trim();
-        let prefix = (topic.len() == 2 && topic.chars().all(|c| c.is_ascii_uppercase())).then(|| format!("{topic}-%"));
-        let filter = "($1 = '' OR question ILIKE $1 OR EXISTS (SELECT 1 FROM unnest(similar_questions) s WHERE s ILIKE $1))
-              AND (cardinality($2::text[]) = 0 OR status = ANY($2))
-              AND ($3 = '' OR topic = $3 OR catalog_id LIKE $4)
-              AND ($5 = '' OR catalog_id = $5)
-              AND ($6 = '' OR $6 = ANY(audience))
-              AND ($7::date IS NULL OR ((valid_from IS NULL OR valid_from <= $7) AND (valid_to IS NULL OR valid_to >= $7)))";
-        let query = if f.query.trim().is_empty() {
-            String::new()
-        } else {
-            format!("%{}%", zhengna_platform::db::escape_like(f.query.trim()))
-        };
-        let statuses: Vec<String> = statuses.into_iter().map(str::to_owned).collect();
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM kb_items WHERE {filter} ORDER BY catalog_id, id OFFSET $8 LIMIT $9"
-        )))
-        .bind(&query)
-        .bind(&statuses)
-        .bind(topic)
-        .bind(prefix.as_deref().unwrap_or(""))
-        .bind(f.catalog_id.trim())
-        .bind(f.audience_tag.trim())
-        .bind(valid_at)
-        .bind(page.offset)
-        .bind(page.size)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ApiError::from)?;
-        let total: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM kb_items WHERE {filter}")))
-                .bind(&query)
-                .bind(&statuses)
-                .bind(topic)
-                .bind(prefix.as_deref().unwrap_or(""))
-                .bind(f.catalog_id.trim())
-                .bind(f.audience_tag.trim())
-                .bind(valid_at)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(ApiError::from)?;
+        let (rows, total) = select_items(&self.pool, &f, Some(page)).await?;
         Ok(Response::new(pb::ListItemsResponse {
             page: Some(page.response(rows.len(), total)),
             items: rows.iter().map(Row::to_proto).collect(),
+        }))
+    }
+
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let topic = crate::catalog::create_topic(&self.pool, request.into_inner().topic.unwrap_or_default()).await?;
+        Ok(Response::new(pb::CreateTopicResponse { topic: Some(topic) }))
+    }
+
+    async fn update_topic(
+        &self,
+        request: Request<pb::UpdateTopicRequest>,
+    ) -> Result<Response<pb::UpdateTopicResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.into_inner();
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        let topic = crate::catalog::update_topic(&self.pool, r.topic.unwrap_or_default(), &paths).await?;
+        Ok(Response::new(pb::UpdateTopicResponse { topic: Some(topic) }))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        crate::catalog::delete_topic(&self.pool, &request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteTopicResponse {}))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let topics = crate::catalog::list_topics(&self.pool, request.get_ref().packages_only).await?;
+        Ok(Response::new(pb::ListTopicsResponse { topics }))
+    }
+
+    async fn create_clarification_tree(
+        &self,
+        request: Request<pb::CreateClarificationTreeRequest>,
+    ) -> Result<Response<pb::CreateClarificationTreeResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let tree = crate::catalog::create_tree(&self.pool, request.into_inner().tree.unwrap_or_default()).await?;
+        Ok(Response::new(pb::CreateClarificationTreeResponse { tree: Some(tree) }))
+    }
+
+    async fn update_clarification_tree(
+        &self,
+        request: Request<pb::UpdateClarificationTreeRequest>,
+    ) -> Result<Response<pb::UpdateClarificationTreeResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.into_inner();
+        let tree = crate::catalog::update_tree(&self.pool, r.tree.unwrap_or_default(), r.expected_version).await?;
+        Ok(Response::new(pb::UpdateClarificationTreeResponse { tree: Some(tree) }))
+    }
+
+    async fn delete_clarification_tree(
+        &self,
+        request: Request<pb::DeleteClarificationTreeRequest>,
+    ) -> Result<Response<pb::DeleteClarificationTreeResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        crate::catalog::delete_tree(&self.pool, &request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteClarificationTreeResponse {}))
+    }
+
+    async fn get_clarification_tree(
+        &self,
+        request: Request<pb::GetClarificationTreeRequest>,
+    ) -> Result<Response<pb::GetClarificationTreeResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let tree = crate::catalog::get_tree(&self.pool, &request.get_ref().id).await?;
+        Ok(Response::new(pb::GetClarificationTreeResponse { tree: Some(tree) }))
+    }
+
+    async fn list_clarification_trees(
+        &self,
+        request: Request<pb::ListClarificationTreesRequest>,
+    ) -> Result<Response<pb::ListClarificationTreesResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.get_ref();
+        let page = zhengna_platform::paging::Page::from_request(r.page.as_ref())?;
+        let (trees, total) = crate::catalog::list_trees(&self.pool, &r.query, &page).await?;
+        Ok(Response::new(pb::ListClarificationTreesResponse { page: Some(page.response(trees.len(), total)), trees }))
+    }
+
+    async fn list_feedback(
+        &self,
+        request: Request<pb::ListFeedbackRequest>,
+    ) -> Result<Response<pb::ListFeedbackResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.get_ref();
+        let page = zhengna_platform::paging::Page::from_request(r.page.as_ref())?;
+        let (reviews, total) = self.feedback.review(r, &page).await?;
+        Ok(Response::new(pb::ListFeedbackResponse { page: Some(page.response(reviews.len(), total)), reviews }))
+    }
+
+    async fn create_item(
+        &self,
+        request: Request<pb::CreateItemRequest>,
+    ) -> Result<Response<pb::CreateItemResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.into_inner();
+        let item = crate::exchange::from_proto(&r.item.unwrap_or_default());
+        let mut tx = self.pool.begin().await.map_err(ApiError::from)?;
+        let existing: Vec<String> =
+            sqlx::query_scalar("SELECT catalog_id FROM kb_items WHERE catalog_id = ANY($1) OR catalog_id = $2")
+                .bind(&item.related)
+                .bind(&item.catalog_id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(ApiError::from)?;
+        let topics = crate::catalog::topics(&mut tx).await?;
+        let problems = crate::exchange::validate(&item, &|id| existing.iter().any(|e| e == id), &topics);
+        if !problems.is_empty() {
+            let v = problems
+                .into_iter()
+                .map(|(field, message)| {
+                    let field =
+                        format!("item.{}", field.replace("topic", "topic_id").replace("related", "related_item_ids"));
+                    FieldViolation::new(field.clone(), format!("{field} is invalid"), message)
+                })
+                .collect();
+            return Err(ApiError::InvalidArgument(v).into());
+        }
+        if existing.contains(&item.catalog_id) {
+            // A retried create with the same content returns the item it created.
+            let row: Row =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM kb_items WHERE catalog_id = $1")))
+                    .bind(&item.catalog_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(ApiError::from)?;
+            let same = crate::exchange::export(&self.pool, &[row.id]).await?.first().map(|f| {
+                f.standard_question == item.standard_question && f.similar_questions == item.similar_questions
+            });
+            if same == Some(true) && row.status == "draft" && !r.client_request_id.is_empty() {
+                return Ok(Response::new(pb::CreateItemResponse { item: Some(row.to_proto()) }));
+            }
+            return Err(ApiError::AlreadyExists(format!("catalog id {}", item.catalog_id)).into());
+        }
+        let id = crate::exchange::write(&mut tx, None, &item, "draft").await?;
+        let row = locked(&mut tx, id).await?;
+        tx.commit().await.map_err(ApiError::from)?;
+        tracing::info!(item = %id, catalog_id = %item.catalog_id, "knowledge item created");
+        Ok(Response::new(pb::CreateItemResponse { item: Some(row.to_proto()) }))
+    }
+
+    async fn import_items(
+        &self,
+        request: Request<pb::ImportItemsRequest>,
+    ) -> Result<Response<pb::ImportItemsResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.into_inner();
+        if r.content.len() > 20 * 1024 * 1024 {
+            return Err(ApiError::invalid("content", "at most 20 MiB", "导入文件不能超过20MB。").into());
+        }
+        if r.content.is_empty() {
+            return Err(ApiError::invalid("content", "empty file", "导入文件是空的。").into());
+        }
+        let rows = match pb::ItemFileFormat::try_from(r.format) {
+            Ok(pb::ItemFileFormat::Jsonl) => crate::exchange::parse_jsonl(&r.content)?,
+            Ok(pb::ItemFileFormat::Xlsx) => crate::exchange::parse_xlsx(&r.content)?,
+            _ => {
+                return Err(
+                    ApiError::invalid("format", "choose JSONL or XLSX", "请选择文件格式（JSONL或Excel）。").into()
+                );
+            }
+        };
+        let create_only = pb::ImportMode::try_from(r.mode) == Ok(pb::ImportMode::CreateOnly);
+        let done = crate::exchange::import(&self.pool, rows, create_only, r.publish, r.dry_run).await?;
+        tracing::info!(
+            created = done.created,
+            updated = done.updated,
+            skipped = done.skipped,
+            errors = done.errors.len(),
+            dry_run = r.dry_run,
+            "knowledge import"
+        );
+        Ok(Response::new(pb::ImportItemsResponse {
+            created: done.created,
+            updated: done.updated,
+            skipped: done.skipped,
+            errors: done.errors,
+        }))
+    }
+
+    async fn export_items(
+        &self,
+        request: Request<pb::ExportItemsRequest>,
+    ) -> Result<Response<pb::ExportItemsResponse>, Status> {
+        editor(&identity::caller(&request)?)?;
+        let r = request.into_inner();
+        let (rows, _) = select_items(&self.pool, &r.filter.unwrap_or_default(), None).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let items = crate::exchange::export(&self.pool, &ids).await?;
+        let day = zhengna_platform::time::shanghai_today().format("%Y%m%d");
+        let (content, file_name, content_type) = match pb::ItemFileFormat::try_from(r.format) {
+            Ok(pb::ItemFileFormat::Jsonl) => {
+                let mut out = Vec::new();
+                for item in &items {
+                    out.extend(serde_json::to_vec(item).map_err(|e| ApiError::Internal(e.to_string()))?);
+                    out.push(b'\n');
+                }
+                (out, format!("knowledge-{day}.jsonl"), "application/jsonl")
+            }
+            Ok(pb::ItemFileFormat::Xlsx) => {
+                let mut rows = vec![crate::exchange::COLUMNS.iter().map(|(n, _)| (*n).to_owned()).collect::<Vec<_>>()];
+                rows.extend(items.iter().map(crate::exchange::xlsx_row));
+                (
+                    crate::exchange::write_xlsx(&rows)?,
+                    format!("knowledge-{day}.xlsx"),
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                )
+            }
+            _ => {
+                return Err(
+                    ApiError::invalid("format", "choose JSONL or XLSX", "请选择文件格式（JSONL或Excel）。").into()
+                );
+            }
+        };
+        Ok(Response::new(pb::ExportItemsResponse {
+            content,
+            file_name,
+            content_type: content_type.to_owned(),
+            item_count: i32::try_from(items.len()).unwrap_or(i32::MAX),
         }))
     }
 
@@ -380,22 +641,7 @@ impl pb::knowledge_admin_service_server::KnowledgeAdminService for AdminApi {
         .fetch_one(&mut *tx)
         .await
         .map_err(ApiError::from)?;
-        let item = row.to_proto();
-        outbox::enqueue(
-            &mut tx,
-            OutboxEvent {
-                topic: zhengna_proto::topics::ANSWER,
-                key: &item.id,
-                event_type: "zhengna.answer.v1.ItemPublished",
-                payload: event(
-                    pb::answer_event::Payload::ItemPublished(pb::ItemPublished { item: Some(item.clone()) }),
-                    &item.id,
-                ),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        let told = tell_favourites(&mut tx, &row, false).await?;
+        let (item, told) = announce(&mut tx, &row).await?;
         tx.commit().await.map_err(ApiError::from)?;
         tracing::info!(item = %row.id, version = row.version, favourites = told, "knowledge item published");
         Ok(Response::new(pb::PublishItemResponse { item: Some(item) }))

@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 use zhengna_platform::ApiError;
-use zhengna_platform::identity;
+use zhengna_platform::identity::{self, Caller};
 use zhengna_proto::answer::v1 as pb;
 
 use std::sync::Arc;
@@ -11,42 +11,83 @@ use crate::SharedEngine;
 use crate::engine::{Candidate, Context, Decision, Engine};
 use crate::favourites::{Favourites, parse_item};
 use crate::feedback::FeedbackStore;
+use crate::harassment::{Guard, Screened};
 use crate::kb::{Interception, Item, Kb};
 use crate::moderation::{self, Direction, Moderator, Verdict};
+use crate::moderation_admin::CheckCounter;
 use crate::popular::{Popular, Ranked};
 
 /// Longest question accepted (the widget input allows 300 characters).
 const MAX_QUESTION_CHARS: usize = 300;
 
 pub struct AnswerApi {
-    trees: crate::clarify::Trees,
+    catalog: crate::catalog::SharedCatalog,
     kb: Kb,
     shared: SharedEngine,
     favourites: Favourites,
     feedback: FeedbackStore,
-    moderator: Arc<Moderator>,
+    checkpoint: Checkpoint,
     popular: Popular,
     unresolved_rounds: i32,
 }
 
+/// The moderation side of the answer service: the word lists (replaced whole when a
+/// supervisor changes them), the harassment ladder and the count of texts checked.
+#[derive(Clone)]
+pub struct Checkpoint {
+    pub moderator: SharedModerator,
+    pub guard: Guard,
+    pub checks: CheckCounter,
+}
+
+pub type SharedModerator = Arc<std::sync::RwLock<Arc<Moderator>>>;
+
+impl Checkpoint {
+    pub fn moderator(&self) -> Arc<Moderator> {
+        match self.moderator.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// The interception record of a text the word lists masked or blocked.
+fn words_interception<'a>(
+    checked: &'a moderation::Checked,
+    direction: &'a str,
+    conversation_id: &'a str,
+    sender_id: &'a str,
+    text: &'a str,
+) -> Interception<'a> {
+    Interception {
+        id: uuid::Uuid::now_v7(),
+        direction,
+        verdict: if checked.verdict == Verdict::Block { "block" } else { "mask" },
+        conversation_id,
+        sender_id,
+        text,
+        hits: &checked.hits,
+        emotion: format!("{:?}", checked.emotion),
+        signals: Vec::new(),
+    }
+}
+
 impl AnswerApi {
     pub fn new(
-        kb: Kb,
+        pool: sqlx::PgPool,
         shared: SharedEngine,
-        favourites: Favourites,
-        feedback: FeedbackStore,
-        moderator: Arc<Moderator>,
-        popular: Popular,
+        checkpoint: Checkpoint,
+        catalog: crate::catalog::SharedCatalog,
         unresolved_rounds: i32,
     ) -> Self {
         Self {
-            trees: crate::clarify::Trees::builtin(),
-            kb,
+            catalog,
+            kb: Kb::new(pool.clone()),
             shared,
-            favourites,
-            feedback,
-            moderator,
-            popular,
+            favourites: Favourites::new(pool.clone()),
+            feedback: FeedbackStore::new(pool.clone()),
+            checkpoint,
+            popular: Popular::new(pool),
             unresolved_rounds,
         }
     }
@@ -86,9 +127,99 @@ impl AnswerApi {
         Ok(Response::new(reply))
     }
 
+    /// The bot's reply to a question moderation let through, and its decision's name.
+    async fn respond(
+        &self,
+        caller: &Caller,
+        question: &str,
+        today: chrono::NaiveDate,
+        checked: &moderation::Checked,
+    ) -> Result<(pb::AskResponse, &'static str), ApiError> {
+        let tags = profile_tags(caller);
+        let ctx = Context { today, tags: &tags };
+        if checked.verdict == Verdict::Block {
+            let reply = pb::AskResponse {
+                decision: pb::Decision::NoAnswer as i32,
+                text: moderation::BLOCKED_NOTICE.into(),
+                emotion: checked.emotion as i32,
+                ..Default::default()
+            };
+            return Ok((reply, "blocked"));
+        }
+        let agitated = checked.emotion == pb::Emotion::Angry;
+        if crate::engine::transfer_intent(question) {
+            let reply = pb::AskResponse {
+                decision: pb::Decision::Transfer as i32,
+                text: TRANSFER_TEXT.into(),
+                suggest_transfer: true,
+                confidence: 1.0,
+                ..Default::default()
+            };
+            return Ok((reply, "transfer"));
+        }
+        if let Some((node_id, node)) = self.catalog().trees.for_input(question) {
+            return Ok((tree_reply(node_id, node, 0), "clarify"));
+        }
+        let engine = self.engine();
+        let decision = engine.decide(question, &ctx);
+        let confidence = decision.confidence();
+        let no_answer = |text: &str, suggestions| pb::AskResponse {
+            decision: pb::Decision::NoAnswer as i32,
+            text: text.into(),
+            suggestions,
+            offer_leave_message: true,
+            suggest_transfer: true,
+            confidence,
+            ..Default::default()
+        };
+        let reply = match &decision {
+            Decision::Answer { best, .. } => {
+                let key = &engine.items()[best.item].key;
+                match self.answer_item(key, today, confidence).await? {
+                    Some(reply) => reply,
+                    None => no_answer(NO_ANSWER_TEXT, Vec::new()),
+                }
+            }
+            Decision::Clarify { candidates } => pb::AskResponse {
+                decision: pb::Decision::Clarify as i32,
+                text: "您想咨询的是以下哪个问题？".into(),
+                clarification: Some(pb::Clarification {
+                    prompt: "您想咨询的是以下哪个问题？".into(),
+                    node_id: CANDIDATES_NODE.into(),
+                    options: candidates
+                        .iter()
+                        .map(|c| {
+                            let item = &engine.items()[c.item];
+                            pb::ClarificationOption { id: item.key.clone(), label: item.question.clone() }
+                        })
+                        .collect(),
+                    round: 1,
+                }),
+                confidence,
+                ..Default::default()
+            },
+            Decision::Suggest { candidates } => pb::AskResponse {
+                decision: pb::Decision::Suggest as i32,
+                text: "没有找到完全对应的答案，您是不是想问：".into(),
+                suggestions: Self::suggestions(&engine, candidates),
+                offer_leave_message: true,
+                confidence,
+                ..Default::default()
+            },
+            Decision::NoAnswer { .. } => no_answer(NO_ANSWER_TEXT, Vec::new()),
+            Decision::OtherJurisdiction => no_answer(OTHER_JURISDICTION_TEXT, Vec::new()),
+        };
+        let mut reply = reply;
+        if agitated {
+            reply.text = format!("{}{}", moderation::SOOTHING, reply.text);
+            reply.suggest_transfer = true;
+        }
+        Ok((reply, decision_name(&decision)))
+    }
+
     /// A question as it may be logged: with what moderation masks, masked.
     fn masked(&self, question: &str) -> String {
-        self.moderator.check(question, Direction::TaxpayerInput).masked
+        self.checkpoint.moderator().check(question, Direction::TaxpayerInput).masked
     }
 
     /// Counts the round for the conversation and, after too many unresolved ones in a row,
@@ -108,6 +239,13 @@ impl AnswerApi {
     }
 
     /// The current index (a re-index swaps it whole; calls in flight keep theirs).
+    fn catalog(&self) -> Arc<crate::catalog::Catalog> {
+        match self.catalog.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     fn engine(&self) -> Arc<Engine> {
         match self.shared.read() {
             Ok(g) => g.clone(),
@@ -178,7 +316,13 @@ fn blocks(item: &Item) -> Vec<pb::AnswerBlock> {
             let block = match b["type"].as_str()? {
                 "paragraph" | "note" => Block::Paragraph(pb::ParagraphBlock { text: text() }),
                 "steps" => Block::Steps(pb::StepsBlock { title, steps: items() }),
-                "guide" => Block::GuideCard(pb::GuideCardBlock { title, materials: items(), ..Default::default() }),
+                "guide" => Block::GuideCard(pb::GuideCardBlock {
+                    title,
+                    materials: items(),
+                    url: b["url"].as_str().unwrap_or_default().to_owned(),
+                    ..Default::default()
+                }),
+                "link" => Block::Link(pb::LinkBlock { title, url: b["url"].as_str().unwrap_or_default().to_owned() }),
                 _ => return None,
             };
             Some(pb::AnswerBlock { block: Some(block) })
@@ -263,9 +407,11 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         }
         // 多轮互动: an option of a clarification tree leads further down or to an answer.
         if crate::clarify::Trees::is_tree_node(&r.clarification_node_id) {
-            let next = self.trees.choose(&r.clarification_node_id, r.selected_option_id.trim()).ok_or_else(|| {
-                ApiError::invalid("selected_option_id", "no such option at this node", "该选项已失效，请重新提问。")
-            })?;
+            let catalog = self.catalog();
+            let next =
+                catalog.trees.choose(&r.clarification_node_id, r.selected_option_id.trim()).ok_or_else(|| {
+                    ApiError::invalid("selected_option_id", "no such option at this node", "该选项已失效，请重新提问。")
+                })?;
             let reply = match next {
                 crate::clarify::Next::Ask { node_id, node, depth } => tree_reply(node_id, node, depth),
                 crate::clarify::Next::Answer { catalog_id } => {
@@ -296,106 +442,51 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
             )
             .into());
         }
-        let tags = profile_tags(&caller);
-        let ctx = Context { today, tags: &tags };
-        // Moderation first: a blocked question is not matched; an agitated taxpayer is met
-        // with a soothing word and a human offer whatever the answer.
-        let checked = self.moderator.check(question, Direction::TaxpayerInput);
-        if checked.verdict != Verdict::Allow {
-            let verdict = if checked.verdict == Verdict::Block { "block" } else { "mask" };
-            let emotion = format!("{:?}", checked.emotion);
-            let sender = caller.subject();
-            self.kb
-                .record_interception(Interception {
-                    direction: "taxpayer_input",
-                    verdict,
-                    conversation_id: &r.conversation_id,
-                    sender_id: &sender,
-                    text: question,
-                    hits: &checked.hits,
-                    emotion: &emotion,
-                })
-                .await?;
-        }
-        if checked.verdict == Verdict::Block {
-            let reply = pb::AskResponse {
-                decision: pb::Decision::NoAnswer as i32,
-                text: moderation::BLOCKED_NOTICE.into(),
-                emotion: checked.emotion as i32,
-                ..Default::default()
-            };
-            return self.finish(&caller, &r, checked.masked.clone(), "blocked", reply).await;
-        }
-        let agitated = checked.emotion == pb::Emotion::Angry;
-        if crate::engine::transfer_intent(question) {
-            let reply = pb::AskResponse {
-                decision: pb::Decision::Transfer as i32,
-                text: TRANSFER_TEXT.into(),
-                suggest_transfer: true,
-                confidence: 1.0,
-                ..Default::default()
-            };
-            return self.finish(&caller, &r, checked.masked.clone(), "transfer", reply).await;
-        }
-        if let Some((node_id, node)) = self.trees.for_input(question) {
-            return self.finish(&caller, &r, checked.masked.clone(), "clarify", tree_reply(node_id, node, 0)).await;
-        }
-        let engine = self.engine();
-        let decision = engine.decide(question, &ctx);
-        let confidence = decision.confidence();
-        let no_answer = |text: &str, suggestions| pb::AskResponse {
-            decision: pb::Decision::NoAnswer as i32,
-            text: text.into(),
-            suggestions,
-            offer_leave_message: true,
-            suggest_transfer: true,
-            confidence,
-            ..Default::default()
-        };
-        let reply = match &decision {
-            Decision::Answer { best, .. } => {
-                let key = &engine.items()[best.item].key;
-                match self.answer_item(key, today, confidence).await? {
-                    Some(reply) => reply,
-                    None => no_answer(NO_ANSWER_TEXT, Vec::new()),
-                }
+        // Moderation first: a blocked question is not matched, a muted sender is not
+        // answered; an agitated taxpayer is met with a soothing word and a human offer
+        // whatever the answer; a warned one reads the warning first.
+        let checked = self.checkpoint.moderator().check(question, Direction::TaxpayerInput);
+        self.checkpoint.checks.add();
+        let screened = match &caller {
+            Caller::Taxpayer(_) => {
+                self.checkpoint
+                    .guard
+                    .screen(&self.kb, &caller.subject(), &r.conversation_id, question, &checked)
+                    .await?
+                    .0
             }
-            Decision::Clarify { candidates } => pb::AskResponse {
-                decision: pb::Decision::Clarify as i32,
-                text: "您想咨询的是以下哪个问题？".into(),
-                clarification: Some(pb::Clarification {
-                    prompt: "您想咨询的是以下哪个问题？".into(),
-                    node_id: CANDIDATES_NODE.into(),
-                    options: candidates
-                        .iter()
-                        .map(|c| {
-                            let item = &engine.items()[c.item];
-                            pb::ClarificationOption { id: item.key.clone(), label: item.question.clone() }
-                        })
-                        .collect(),
-                    round: 1,
-                }),
-                confidence,
-                ..Default::default()
-            },
-            Decision::Suggest { candidates } => pb::AskResponse {
-                decision: pb::Decision::Suggest as i32,
-                text: "没有找到完全对应的答案，您是不是想问：".into(),
-                suggestions: Self::suggestions(&engine, candidates),
-                offer_leave_message: true,
-                confidence,
-                ..Default::default()
-            },
-            Decision::NoAnswer { .. } => no_answer(NO_ANSWER_TEXT, Vec::new()),
-            Decision::OtherJurisdiction => no_answer(OTHER_JURISDICTION_TEXT, Vec::new()),
+            Caller::Agent(_) => {
+                if checked.verdict != Verdict::Allow {
+                    self.kb
+                        .record_interception(words_interception(
+                            &checked,
+                            "taxpayer_input",
+                            &r.conversation_id,
+                            &caller.subject(),
+                            question,
+                        ))
+                        .await?;
+                }
+                Screened::Pass
+            }
         };
-        let mut reply = reply;
+        let (mut reply, name) = match &screened {
+            Screened::Muted { until, .. } => (
+                pb::AskResponse {
+                    decision: pb::Decision::NoAnswer as i32,
+                    text: crate::harassment::muted_notice(*until),
+                    muted_until: Some(prost_types::Timestamp { seconds: until.timestamp(), nanos: 0 }),
+                    ..Default::default()
+                },
+                "throttled",
+            ),
+            _ => self.respond(&caller, question, today, &checked).await?,
+        };
         reply.emotion = checked.emotion as i32;
-        if agitated {
-            reply.text = format!("{}{}", moderation::SOOTHING, reply.text);
-            reply.suggest_transfer = true;
+        if matches!(screened, Screened::Warned { .. }) {
+            reply.text = format!("{}\n{}", crate::harassment::WARNING, reply.text);
         }
-        self.finish(&caller, &r, checked.masked.clone(), decision_name(&decision), reply).await
+        self.finish(&caller, &r, checked.masked.clone(), name, reply).await
     }
 
     async fn list_packages(
@@ -405,7 +496,9 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         identity::caller(&request)?;
         let page = zhengna_platform::paging::Page::from_request(request.get_ref().page.as_ref())?;
         let asks = self.popular.topic_asks().await?;
-        let mut packages: Vec<pb::QuestionPackage> = crate::popular::topics()
+        let catalog = self.catalog();
+        let mut packages: Vec<pb::QuestionPackage> = catalog
+            .topics
             .iter()
             .filter(|t| t.package)
             .map(|t| {
@@ -435,7 +528,9 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
     ) -> Result<Response<pb::ListPackageQuestionsResponse>, Status> {
         let caller = identity::caller(&request)?;
         let r = request.get_ref();
-        let topic = crate::popular::topics()
+        let catalog = self.catalog();
+        let topic = catalog
+            .topics
             .iter()
             .find(|t| t.prefix == r.topic_id.trim() && t.package)
             .ok_or_else(|| ApiError::invalid("topic_id", "not a package", "该问答套餐不存在，请刷新后重试。"))?;
@@ -460,8 +555,9 @@ impl pb::answer_service_server::AnswerService for AnswerApi {
         let limit = if r.question_limit == 0 { 10 } else { i64::from(r.question_limit) };
         let tags = profile_tags(&caller);
         let (rows, _) = self.popular.questions(None, &tags, 0, limit).await?;
-        // Related policy files are not catalogued yet; `files` stays empty until they are.
-        Ok(Response::new(pb::GetHotRecommendationsResponse { questions: ranked(rows, 0), files: Vec::new() }))
+        let file_limit = if r.file_limit == 0 { 5 } else { r.file_limit as usize };
+        let files = self.popular.related_files(&rows, file_limit).await?;
+        Ok(Response::new(pb::GetHotRecommendationsResponse { questions: ranked(rows, 0), files }))
     }
 
     async fn get_answer(
@@ -656,13 +752,13 @@ fn decision_name(d: &Decision) -> &'static str {
 
 /// `CheckContent` for the session service (human chat) and the bot's own output.
 pub struct ModerationApi {
-    moderator: Arc<Moderator>,
+    checkpoint: Checkpoint,
     kb: Kb,
 }
 
 impl ModerationApi {
-    pub fn new(moderator: Arc<Moderator>, kb: Kb) -> Self {
-        Self { moderator, kb }
+    pub fn new(checkpoint: Checkpoint, kb: Kb) -> Self {
+        Self { checkpoint, kb }
     }
 }
 
@@ -683,30 +779,43 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
         if r.text.chars().count() > 5000 {
             return Err(ApiError::invalid("text", "at most 5000 characters", "内容过长。").into());
         }
-        let c = self.moderator.check(&r.text, direction);
-        let verdict = match c.verdict {
+        let c = self.checkpoint.moderator().check(&r.text, direction);
+        self.checkpoint.checks.add();
+        let sender = if r.sender_id.is_empty() { caller.subject() } else { r.sender_id.clone() };
+        let mut verdict = match c.verdict {
             Verdict::Allow => pb::ModerationVerdict::Allow,
             Verdict::Mask => pb::ModerationVerdict::Mask,
             Verdict::Block => pb::ModerationVerdict::Block,
         };
-        let interception_id = if c.verdict == Verdict::Allow {
-            String::new()
+        let mut notice =
+            if c.verdict == Verdict::Block { moderation::BLOCKED_NOTICE.to_owned() } else { String::new() };
+        let mut muted_until = None;
+        let mut signals = Vec::new();
+        // A taxpayer's message climbs the harassment ladder; everything else is only
+        // checked for words.
+        let interception = if direction == Direction::TaxpayerInput && !sender.is_empty() {
+            let (screened, id) =
+                self.checkpoint.guard.screen(&self.kb, &sender, &r.conversation_id, &r.text, &c).await?;
+            match screened {
+                Screened::Pass => {}
+                Screened::Warned { signals: s } => {
+                    signals = s;
+                    if notice.is_empty() {
+                        notice = crate::harassment::WARNING.to_owned();
+                    }
+                }
+                Screened::Muted { until, signals: s } => {
+                    signals = s;
+                    verdict = pb::ModerationVerdict::Throttle;
+                    notice = crate::harassment::muted_notice(until);
+                    muted_until = Some(prost_types::Timestamp { seconds: until.timestamp(), nanos: 0 });
+                }
+            }
+            id
+        } else if c.verdict != Verdict::Allow {
+            Some(self.kb.record_interception(words_interception(&c, name, &r.conversation_id, &sender, &r.text)).await?)
         } else {
-            let sender = if r.sender_id.is_empty() { caller.subject() } else { r.sender_id.clone() };
-            let v = if c.verdict == Verdict::Block { "block" } else { "mask" };
-            let emotion = format!("{:?}", c.emotion);
-            self.kb
-                .record_interception(Interception {
-                    direction: name,
-                    verdict: v,
-                    conversation_id: &r.conversation_id,
-                    sender_id: &sender,
-                    text: &r.text,
-                    hits: &c.hits,
-                    emotion: &emotion,
-                })
-                .await?
-                .to_string()
+            None
         };
         let agitated = c.emotion == pb::Emotion::Angry;
         let action = if c.verdict == Verdict::Block { pb::SensitiveAction::Block } else { pb::SensitiveAction::Mask };
@@ -725,20 +834,19 @@ impl pb::moderation_service_server::ModerationService for ModerationApi {
             masked_text: c.masked,
             emotion: c.emotion as i32,
             emotion_score: c.emotion_score,
-            notice: if c.verdict == Verdict::Block { moderation::BLOCKED_NOTICE.into() } else { String::new() },
+            harassment_signals: signals.into_iter().map(|s| s as i32).collect(),
+            muted_until,
+            notice,
             calming_reply: if agitated { moderation::SOOTHING.into() } else { String::new() },
             suggest_transfer: agitated,
-            interception_id,
-            ..Default::default()
+            interception_id: interception.map(|u| u.to_string()).unwrap_or_default(),
         }))
     }
 }
 
-/// Moderation admin and speech arrive later in the answering issue; until then
-/// every method answers UNIMPLEMENTED naming it.
+/// Speech arrives later in the answering issue; until then every method answers
+/// UNIMPLEMENTED naming it.
 pub struct Later;
 
-#[tonic::async_trait]
-impl pb::moderation_admin_service_server::ModerationAdminService for Later {}
 #[tonic::async_trait]
 impl pb::speech_service_server::SpeechService for Later {}

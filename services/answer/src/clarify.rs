@@ -1,34 +1,60 @@
 //! Clarification trees (多轮互动, spec §1.4): a bare, ambiguous input such as 发票 or 申报 gets a
 //! question back with options; an option leads to a narrower question or to an item.
-//! Trees come from `seed/clarifications.jsonl`. Node ids are the path (`tree:3/1`), so any
-//! replica can continue a conversation's clarification without shared state.
+//! Trees are edited by KB editors (`clarification_trees`, seeded from
+//! `seed/clarifications.jsonl`). Node ids are the tree's id and the path of option indexes
+//! (`tree:<uuid>/3/1`), so any replica can continue a conversation's clarification without
+//! shared state.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::engine::analyzer::compact;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub prompt: String,
     pub options: Vec<Opt>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Opt {
     pub label: String,
     /// A narrower question…
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<Node>,
     /// …or the catalog id of the answer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
 }
 
+/// One line of `seed/clarifications.jsonl`.
 #[derive(Debug, Clone, Deserialize)]
-struct Tree {
-    input: String,
+pub struct SeedTree {
+    pub input: String,
     #[serde(flatten)]
-    root: Node,
+    pub root: Node,
+}
+
+/// The seed trees.
+pub fn seed() -> Vec<SeedTree> {
+    include_str!("../seed/clarifications.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match serde_json::from_str::<SeedTree>(l) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable clarification tree skipped");
+                None
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub id: Uuid,
+    pub triggers: Vec<String>,
+    pub root: Node,
 }
 
 /// Where a chosen option leads.
@@ -67,32 +93,36 @@ fn strip(text: &str) -> String {
 }
 
 impl Trees {
-    pub fn builtin() -> Self {
-        let trees = include_str!("../seed/clarifications.jsonl")
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .filter_map(|l| match serde_json::from_str::<Tree>(l) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::error!(error = %e, "unreadable clarification tree skipped");
-                    None
-                }
-            })
-            .collect();
+    /// Trees in use (enabled ones).
+    pub fn new(trees: Vec<Tree>) -> Self {
         Self { trees }
+    }
+
+    /// The seed trees, with fresh ids.
+    #[cfg(test)]
+    pub fn builtin() -> Self {
+        Self::new(
+            seed().into_iter().map(|t| Tree { id: Uuid::now_v7(), triggers: vec![t.input], root: t.root }).collect(),
+        )
     }
 
     /// The tree for a bare, ambiguous input, with its root node id.
     pub fn for_input(&self, question: &str) -> Option<(String, &Node)> {
         let t = strip(question);
-        let i = self.trees.iter().position(|tree| strip(&tree.input) == t)?;
-        Some((format!("tree:{i}"), &self.trees[i].root))
+        let tree = self.trees.iter().find(|tree| tree.triggers.iter().any(|g| strip(g) == t))?;
+        Some((format!("tree:{}", tree.id), &tree.root))
+    }
+
+    /// Whether an input (a trigger) already starts one of these trees, other than `except`.
+    pub fn trigger_taken(&self, trigger: &str, except: Option<Uuid>) -> bool {
+        let t = strip(trigger);
+        self.trees.iter().any(|tree| Some(tree.id) != except && tree.triggers.iter().any(|g| strip(g) == t))
     }
 
     fn node(&self, node_id: &str) -> Option<(&Node, usize)> {
         let mut parts = node_id.strip_prefix("tree:")?.split('/');
-        let tree: usize = parts.next()?.parse().ok()?;
-        let mut node = &self.trees.get(tree)?.root;
+        let tree: Uuid = parts.next()?.parse().ok()?;
+        let mut node = &self.trees.iter().find(|t| t.id == tree)?.root;
         let mut depth = 0;
         for p in parts {
             let o: usize = p.parse().ok()?;
@@ -131,7 +161,7 @@ mod tests {
             n.options.iter().map(|o| o.node.as_ref().map(leaves).unwrap_or(usize::from(o.item.is_some()))).sum()
         }
         for tree in &t.trees {
-            assert!(leaves(&tree.root) >= 2, "{}", tree.input);
+            assert!(leaves(&tree.root) >= 2, "{:?}", tree.triggers);
         }
     }
 
@@ -155,6 +185,7 @@ mod tests {
         assert!(matches!(t.choose(&node_id, &leaf.to_string()), Some(Next::Answer { .. })));
         assert!(t.choose(&node_id, "99").is_none());
         assert!(t.choose("tree:999", "0").is_none());
+        assert!(t.choose(&format!("tree:{}", Uuid::now_v7()), "0").is_none());
         assert!(t.choose("nonsense", "0").is_none());
     }
 }

@@ -51,6 +51,17 @@ impl Row {
 
 const COLUMNS: &str = "id, reply_id, item_id, verdict, reason, comment, created_at, updated_at";
 
+/// A feedback with the question asked and the item answered (the editors' review list).
+#[derive(Debug, sqlx::FromRow)]
+struct ReviewRow {
+    #[sqlx(flatten)]
+    feedback: Row,
+    question: String,
+    catalog_id: Option<String>,
+    standard_question: Option<String>,
+    conversation_id: String,
+}
+
 /// What the widget shows after a submission.
 pub struct Outcome {
     pub feedback: pb::Feedback,
@@ -67,6 +78,69 @@ pub struct FeedbackStore {
 impl FeedbackStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
+    }
+
+    /// The editors' review list: feedback with the question asked and the item answered.
+    pub async fn review(
+        &self,
+        r: &pb::ListFeedbackRequest,
+        page: &zhengna_platform::paging::Page,
+    ) -> Result<(Vec<pb::FeedbackReview>, i64), ApiError> {
+        let verdict = match pb::FeedbackVerdict::try_from(r.verdict) {
+            Ok(pb::FeedbackVerdict::Useful) => "useful",
+            Ok(pb::FeedbackVerdict::Useless | pb::FeedbackVerdict::Unspecified) => "useless",
+            Err(_) => return Err(ApiError::invalid("verdict", "unknown value", "评价参数有误。")),
+        };
+        let mut reasons = Vec::new();
+        for (i, x) in r.reasons.iter().enumerate() {
+            reasons.push(match pb::FeedbackReason::try_from(*x) {
+                Ok(pb::FeedbackReason::Irrelevant) => "irrelevant",
+                Ok(pb::FeedbackReason::WrongAnswer) => "wrong_answer",
+                Ok(pb::FeedbackReason::Other) => "other",
+                _ => return Err(ApiError::invalid(&format!("reasons[{i}]"), "unknown reason", "原因参数有误。")),
+            });
+        }
+        let time = |t: Option<&prost_types::Timestamp>| t.and_then(|t| DateTime::from_timestamp(t.seconds, 0));
+        let from = time(r.period.as_ref().and_then(|p| p.start.as_ref()));
+        let until = time(r.period.as_ref().and_then(|p| p.end.as_ref()));
+        let filter = "f.verdict = $1 AND (cardinality($2::text[]) = 0 OR f.reason = ANY($2))
+             AND ($3 = '' OR k.catalog_id = $3)
+             AND ($4::timestamptz IS NULL OR f.created_at >= $4) AND ($5::timestamptz IS NULL OR f.created_at < $5)";
+        let from_sql = "feedback f JOIN replies r ON r.id = f.reply_id LEFT JOIN kb_items k ON k.id = f.item_id";
+        let rows: Vec<ReviewRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT f.id, f.reply_id, f.item_id, f.verdict, f.reason, f.comment, f.created_at, f.updated_at,
+                        r.question, k.catalog_id, k.question AS standard_question, r.conversation_id
+                 FROM {from_sql} WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT $6 OFFSET $7"
+        )))
+        .bind(verdict)
+        .bind(&reasons)
+        .bind(r.catalog_id.trim())
+        .bind(from)
+        .bind(until)
+        .bind(page.size)
+        .bind(page.offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let total: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {from_sql} WHERE {filter}")))
+                .bind(verdict)
+                .bind(&reasons)
+                .bind(r.catalog_id.trim())
+                .bind(from)
+                .bind(until)
+                .fetch_one(&self.pool)
+                .await?;
+        let reviews = rows
+            .into_iter()
+            .map(|r| pb::FeedbackReview {
+                feedback: Some(r.feedback.to_proto()),
+                question: r.question,
+                catalog_id: r.catalog_id.unwrap_or_default(),
+                standard_question: r.standard_question.unwrap_or_default(),
+                conversation_id: r.conversation_id,
+            })
+            .collect();
+        Ok((reviews, total))
     }
 
     pub async fn submit(&self, taxpayer: &str, r: &pb::SubmitFeedbackRequest) -> Result<Outcome, ApiError> {
@@ -155,6 +229,18 @@ impl FeedbackStore {
             .fetch_one(&mut *tx)
             .await?
         };
+        let key = if conversation.is_empty() { taxpayer.to_owned() } else { conversation.clone() };
+        crate::kb::enqueue_event(
+            &mut tx,
+            &key,
+            "zhengna.answer.v1.FeedbackGiven",
+            pb::answer_event::Payload::FeedbackGiven(pb::FeedbackGiven {
+                conversation_id: conversation.clone(),
+                taxpayer_id: taxpayer.to_owned(),
+                feedback: Some(row.to_proto()),
+            }),
+        )
+        .await?;
         tx.commit().await?;
         let show_reason_form = row.verdict == "useless" && row.reason.is_none();
         let prompt = if row.verdict == "useful" {

@@ -55,13 +55,42 @@ pub struct Item {
 
 /// A moderation interception and its evidence.
 pub struct Interception<'a> {
+    pub id: Uuid,
     pub direction: &'a str,
     pub verdict: &'a str,
     pub conversation_id: &'a str,
     pub sender_id: &'a str,
     pub text: &'a str,
     pub hits: &'a [crate::moderation::Hit],
-    pub emotion: &'a str,
+    pub emotion: String,
+    /// Harassment signals (`flood`, `repetition`, `abuse`, `injection`).
+    pub signals: Vec<String>,
+}
+
+/// Adds an answer event to the outbox in the caller's transaction.
+pub(crate) async fn enqueue_event(
+    tx: &mut sqlx::PgConnection,
+    key: &str,
+    event_type: &str,
+    payload: zhengna_proto::answer::v1::answer_event::Payload,
+) -> Result<(), ApiError> {
+    use prost::Message as _;
+    let now = chrono::Utc::now();
+    let payload = zhengna_proto::answer::v1::AnswerEvent {
+        aggregate_id: key.to_owned(),
+        occurred_at: Some(prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: i32::try_from(now.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+        payload: Some(payload),
+    }
+    .encode_to_vec();
+    zhengna_platform::outbox::enqueue(
+        tx,
+        zhengna_platform::outbox::OutboxEvent { topic: zhengna_proto::topics::ANSWER, key, event_type, payload },
+    )
+    .await?;
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -224,7 +253,6 @@ impl Kb {
         .await?)
     }
 
-    /// Logs a reply (the ask log) and returns its id.
     /// Logs a reply and publishes `QuestionAsked` with it (one transaction, through the
     /// outbox); `event` is completed with the reply id.
     pub async fn log_reply(
@@ -232,7 +260,6 @@ impl Kb {
         decision: &str,
         mut event: zhengna_proto::answer::v1::QuestionAsked,
     ) -> Result<Uuid, ApiError> {
-        use prost::Message as _;
         let id = Uuid::now_v7();
         let item = Uuid::parse_str(&event.item_id).ok();
         let (taxpayer, conversation_id, question, confidence) =
@@ -253,20 +280,11 @@ impl Kb {
         .await?;
         event.reply_id = id.to_string();
         let key = if conversation_id.is_empty() { taxpayer } else { conversation_id };
-        let payload = zhengna_proto::answer::v1::AnswerEvent {
-            aggregate_id: key.clone(),
-            occurred_at: Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp(), nanos: 0 }),
-            payload: Some(zhengna_proto::answer::v1::answer_event::Payload::QuestionAsked(event)),
-        }
-        .encode_to_vec();
-        zhengna_platform::outbox::enqueue(
+        enqueue_event(
             &mut tx,
-            zhengna_platform::outbox::OutboxEvent {
-                topic: zhengna_proto::topics::ANSWER,
-                key: &key,
-                event_type: "zhengna.answer.v1.QuestionAsked",
-                payload,
-            },
+            &key,
+            "zhengna.answer.v1.QuestionAsked",
+            zhengna_proto::answer::v1::answer_event::Payload::QuestionAsked(event),
         )
         .await?;
         tx.commit().await?;
@@ -286,32 +304,59 @@ impl Kb {
 
     /// Records a moderation interception with its evidence; returns its id.
     pub async fn record_interception(&self, i: Interception<'_>) -> Result<Uuid, ApiError> {
-        let id = Uuid::now_v7();
-        let Interception { direction, verdict, conversation_id, sender_id, text, hits, emotion } = i;
-        let hits: Vec<serde_json::Value> = hits
+        use zhengna_proto::answer::v1 as pb;
+        let Interception { id, direction, verdict, conversation_id, sender_id, text, hits, emotion, signals } = i;
+        let conversation_id: String = conversation_id.chars().take(64).collect();
+        let sender_id: String = sender_id.chars().take(64).collect();
+        let json: Vec<serde_json::Value> = hits
             .iter()
             .map(|h| serde_json::json!({ "word": h.word, "category": h.category as i32, "start": h.start, "end": h.end }))
             .collect();
-        sqlx::query(
-            "INSERT INTO interceptions (id, direction, verdict, conversation_id, sender_id, text, hits, emotion)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        let mut tx = self.pool.begin().await?;
+        let created_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+            "INSERT INTO interceptions (id, direction, verdict, conversation_id, sender_id, text, hits, emotion, signals)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING created_at",
         )
         .bind(id)
         .bind(direction)
         .bind(verdict)
-        .bind(conversation_id.chars().take(64).collect::<String>())
-        .bind(sender_id.chars().take(64).collect::<String>())
+        .bind(&conversation_id)
+        .bind(&sender_id)
         .bind(text)
-        .bind(sqlx::types::Json(hits))
-        .bind(emotion)
-        .execute(&self.pool)
+        .bind(sqlx::types::Json(json))
+        .bind(&emotion)
+        .bind(&signals)
+        .fetch_one(&mut *tx)
         .await?;
+        let record = crate::moderation_admin::InterceptionRow {
+            id,
+            created_at,
+            direction: direction.to_owned(),
+            verdict: verdict.to_owned(),
+            conversation_id: conversation_id.clone(),
+            sender_id: sender_id.clone(),
+            text: text.to_owned(),
+            hits: sqlx::types::Json(hits.iter().map(crate::moderation_admin::StoredHit::from).collect()),
+            emotion,
+            signals,
+        };
+        let key = if conversation_id.is_empty() { sender_id.clone() } else { conversation_id.clone() };
+        enqueue_event(
+            &mut tx,
+            &key,
+            "zhengna.answer.v1.MessageIntercepted",
+            pb::answer_event::Payload::MessageIntercepted(pb::MessageIntercepted {
+                conversation_id,
+                interception: Some(record.to_proto()),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
         metrics::counter!("zhengna_moderation_interceptions_total", "direction" => direction.to_owned(), "verdict" => verdict.to_owned())
             .increment(1);
         Ok(id)
     }
 
-    /// A published item valid on `today`, by id.
     pub async fn by_id(&self, id: Uuid, today: NaiveDate) -> Result<Option<Item>, ApiError> {
         Ok(sqlx::query_as(
             "SELECT id, catalog_id, topic, question, facts, basis, summary, blocks, citations, related FROM kb_items

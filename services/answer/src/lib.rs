@@ -3,12 +3,16 @@
 
 mod admin;
 mod api;
+mod catalog;
 mod clarify;
 pub mod engine;
+pub mod exchange;
 mod favourites;
 mod feedback;
+pub mod harassment;
 pub mod kb;
 pub mod moderation;
+mod moderation_admin;
 pub mod normalize;
 mod popular;
 
@@ -42,6 +46,8 @@ pub struct Config {
     pub unresolved_rounds: i32,
     /// Seconds between recomputations of 热词 from the ask log.
     pub hot_words_secs: u64,
+    /// The anti-harassment ladder.
+    pub moderation: harassment::HarassmentConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,6 +69,7 @@ impl Default for Config {
             refresh_secs: 3,
             unresolved_rounds: 3,
             hot_words_secs: 600,
+            moderation: harassment::HarassmentConfig::default(),
         }
     }
 }
@@ -91,11 +98,17 @@ pub type SharedEngine = std::sync::Arc<std::sync::RwLock<std::sync::Arc<engine::
 
 type KbState = (i64, Option<chrono::DateTime<chrono::Utc>>);
 
-/// A fingerprint of the KB: rebuild the index when it changes.
+/// A fingerprint of the KB, its topics and its clarification trees: rebuild the index and
+/// reload the catalog when it changes.
 async fn kb_state(pool: &sqlx::PgPool) -> Result<KbState, sqlx::Error> {
-    sqlx::query_as("SELECT count(*) FILTER (WHERE status = 'published'), max(updated_at) FROM kb_items")
-        .fetch_one(pool)
-        .await
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM kb_items WHERE status = 'published')
+                + (SELECT count(*) FROM topics) + (SELECT count(*) FROM clarification_trees),
+                GREATEST((SELECT max(updated_at) FROM kb_items), (SELECT max(updated_at) FROM topics),
+                         (SELECT max(updated_at) FROM clarification_trees))",
+    )
+    .fetch_one(pool)
+    .await
 }
 
 async fn build_engine(kb: &kb::Kb) -> Result<engine::Engine, StartupError> {
@@ -136,11 +149,65 @@ async fn hot_words_forever(
     }
 }
 
+/// Rebuilds the word lists when supervisors change them (checked every `every`); every
+/// minute adds the count of texts checked to the day's statistics and forgets
+/// harassment-detection inputs older than any window.
+async fn moderation_upkeep_forever(
+    checkpoint: api::Checkpoint,
+    pool: sqlx::PgPool,
+    lexicon: (i64, Option<chrono::DateTime<chrono::Utc>>),
+    every: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let mut lexicon = Some(lexicon);
+    let mut flushed = std::time::Instant::now();
+    loop {
+        let stop = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tokio::time::sleep(every) => false,
+        };
+        if stop || flushed.elapsed() >= std::time::Duration::from_secs(60) {
+            if let Err(e) = checkpoint.checks.flush(&pool).await {
+                tracing::warn!(error = %e, "saving moderation counts failed");
+            }
+            if let Err(e) = checkpoint.guard.prune().await {
+                tracing::warn!(error = %e, "pruning moderation inputs failed");
+            }
+            flushed = std::time::Instant::now();
+        }
+        if stop {
+            return;
+        }
+        let Ok(now) = moderation_admin::lexicon_state(&pool).await else { continue };
+        if lexicon.as_ref() == Some(&now) {
+            continue;
+        }
+        let overrides = match moderation_admin::lexicon_overrides(&pool).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "loading sensitive-word changes failed");
+                continue;
+            }
+        };
+        match tokio::task::spawn_blocking(move || moderation::Moderator::with_overrides(&overrides)).await {
+            Ok(m) => {
+                if let Ok(mut guard) = checkpoint.moderator.write() {
+                    *guard = std::sync::Arc::new(m);
+                }
+                lexicon = Some(now);
+                tracing::info!("sensitive-word lists rebuilt");
+            }
+            Err(e) => tracing::warn!(error = %e, "rebuilding the sensitive-word lists failed"),
+        }
+    }
+}
+
 /// Re-indexes when items are published or retired (on any replica).
 async fn refresh_forever(
     kb: kb::Kb,
     pool: sqlx::PgPool,
     shared: SharedEngine,
+    catalog: catalog::SharedCatalog,
     mut state: KbState,
     every: std::time::Duration,
     shutdown: CancellationToken,
@@ -163,10 +230,20 @@ async fn refresh_forever(
         if now == state && built.elapsed() < std::time::Duration::from_secs(600) {
             continue;
         }
+        let loaded = match catalog::load(&pool).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "reloading topics and trees failed; keeping the previous ones");
+                continue;
+            }
+        };
         match build_engine(&kb).await {
             Ok(e) => {
                 if let Ok(mut guard) = shared.write() {
                     *guard = std::sync::Arc::new(e);
+                }
+                if let Ok(mut guard) = catalog.write() {
+                    *guard = std::sync::Arc::new(loaded);
                 }
                 state = now;
                 built = std::time::Instant::now();
@@ -194,6 +271,10 @@ impl App {
                 tracing::info!(applied, dir = %drafts.display(), "applied drafted answers");
             }
         }
+        catalog::seed_if_empty(&pool).await?;
+        let shared_catalog: catalog::SharedCatalog = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+            catalog::load(&pool).await.map_err(|e| StartupError::Other(format!("loading topics and trees: {e}")))?,
+        )));
         let state = kb_state(&pool).await?;
         let shared: SharedEngine =
             std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(build_engine(&kb).await?)));
@@ -201,15 +282,32 @@ impl App {
             kb.clone(),
             pool.clone(),
             shared.clone(),
+            shared_catalog.clone(),
             state,
             std::time::Duration::from_secs(cfg.refresh_secs.max(1)),
             shutdown.clone(),
         ));
+        // The shipped word lists with the supervisors' changes.
+        let lexicon = moderation_admin::lexicon_state(&pool).await.map_err(|e| StartupError::Other(e.to_string()))?;
+        let overrides =
+            moderation_admin::lexicon_overrides(&pool).await.map_err(|e| StartupError::Other(e.to_string()))?;
         let moderator = std::sync::Arc::new(
-            tokio::task::spawn_blocking(moderation::Moderator::builtin)
+            tokio::task::spawn_blocking(move || moderation::Moderator::with_overrides(&overrides))
                 .await
                 .map_err(|e| StartupError::Other(format!("loading moderation lists: {e}")))?,
         );
+        let checkpoint = api::Checkpoint {
+            moderator: std::sync::Arc::new(std::sync::RwLock::new(moderator)),
+            guard: harassment::Guard::new(pool.clone(), cfg.moderation.clone()),
+            checks: moderation_admin::CheckCounter::default(),
+        };
+        tokio::spawn(moderation_upkeep_forever(
+            checkpoint.clone(),
+            pool.clone(),
+            lexicon,
+            std::time::Duration::from_secs(cfg.refresh_secs.max(1)),
+            shutdown.clone(),
+        ));
         tokio::spawn(hot_words_forever(
             popular::Popular::new(pool.clone()),
             shared.clone(),
@@ -218,21 +316,18 @@ impl App {
         ));
         let key = cfg.identity.key()?;
         let routes = tonic::service::Routes::new(pb::answer_service_server::AnswerServiceServer::new(
-            api::AnswerApi::new(
-                kb.clone(),
-                shared,
-                favourites::Favourites::new(pool.clone()),
-                feedback::FeedbackStore::new(pool.clone()),
-                moderator.clone(),
-                popular::Popular::new(pool.clone()),
-                cfg.unresolved_rounds.max(1),
-            ),
+            api::AnswerApi::new(pool.clone(), shared, checkpoint.clone(), shared_catalog, cfg.unresolved_rounds.max(1)),
         ))
-        .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(admin::AdminApi::new(pool)))
-        .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::ModerationApi::new(
-            moderator, kb,
+        .add_service(pb::knowledge_admin_service_server::KnowledgeAdminServiceServer::new(admin::AdminApi::new(
+            pool.clone(),
         )))
-        .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(api::Later))
+        .add_service(pb::moderation_service_server::ModerationServiceServer::new(api::ModerationApi::new(
+            checkpoint.clone(),
+            kb,
+        )))
+        .add_service(pb::moderation_admin_service_server::ModerationAdminServiceServer::new(
+            moderation_admin::ModerationAdminApi::new(pool, checkpoint.clone()),
+        ))
         .add_service(pb::speech_service_server::SpeechServiceServer::new(api::Later));
         let names = vec![
             "zhengna.answer.v1.AnswerService",

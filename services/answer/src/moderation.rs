@@ -29,10 +29,49 @@ pub enum Verdict {
     Block,
 }
 
+/// What a lexicon word does when it occurs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The shipped lists: political and sexual words block a taxpayer's message, others mask.
+    ByCategory,
+    Mask,
+    Block,
+}
+
+/// Directions a word applies to, as a bit set.
+pub const ALL_DIRECTIONS: u8 = 0b111;
+
+pub fn direction_bit(d: Direction) -> u8 {
+    match d {
+        Direction::TaxpayerInput => 0b001,
+        Direction::BotOutput => 0b010,
+        Direction::AgentOutput => 0b100,
+    }
+}
+
+/// One lexicon word as the moderator uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub word: String,
+    pub category: pb::SensitiveCategory,
+    pub action: Action,
+    pub directions: u8,
+    /// When a supervisor last changed it (shipped words: never).
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A supervisor's change to the shipped lists: a word added or changed (`Some`), or removed.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub word: String,
+    pub entry: Option<Entry>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub word: String,
     pub category: pb::SensitiveCategory,
+    pub action: Action,
     /// Character range in the checked text.
     pub start: usize,
     pub end: usize,
@@ -49,7 +88,8 @@ pub struct Checked {
 
 pub struct Moderator {
     words: AhoCorasick,
-    categories: Vec<pb::SensitiveCategory>,
+    /// Per pattern of `words`, in order.
+    entries: Vec<Entry>,
     allowed: AhoCorasick,
     agitated: AhoCorasick,
     negative: AhoCorasick,
@@ -69,7 +109,7 @@ fn category(tags: &str) -> pb::SensitiveCategory {
     }
 }
 
-fn automaton(words: &[String]) -> AhoCorasick {
+pub(crate) fn automaton(words: &[String]) -> AhoCorasick {
     match AhoCorasickBuilder::new().match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(true).build(words) {
         Ok(a) => a,
         // Only a pattern set too large for memory fails; an empty automaton then matches nothing.
@@ -85,6 +125,11 @@ fn unreachable_empty() -> AhoCorasick {
 impl Moderator {
     /// The lists shipped in `seed/moderation` and `seed/dict`.
     pub fn builtin() -> Self {
+        Self::with_overrides(&[])
+    }
+
+    /// The shipped lists with supervisors' additions, changes and removals.
+    pub fn with_overrides(overrides: &[Override]) -> Self {
         // Word → category; an insult stays an insult even where the tag list files it under
         // another category.
         let mut table: std::collections::BTreeMap<String, pb::SensitiveCategory> = std::collections::BTreeMap::new();
@@ -117,7 +162,27 @@ impl Moderator {
         {
             table.insert(w.to_lowercase(), pb::SensitiveCategory::Abuse);
         }
-        let (words, categories): (Vec<String>, Vec<pb::SensitiveCategory>) = table.into_iter().unzip();
+        let mut table: std::collections::BTreeMap<String, Entry> = table
+            .into_iter()
+            .map(|(word, category)| {
+                let e = Entry {
+                    word: word.clone(),
+                    category,
+                    action: Action::ByCategory,
+                    directions: ALL_DIRECTIONS,
+                    updated_at: None,
+                };
+                (word, e)
+            })
+            .collect();
+        for o in overrides {
+            let key = o.word.trim().to_lowercase();
+            match &o.entry {
+                Some(e) => table.insert(key.clone(), Entry { word: key, ..e.clone() }),
+                None => table.remove(&key),
+            };
+        }
+        let (words, entries): (Vec<String>, Vec<Entry>) = table.into_iter().unzip();
         let mut allowed: Vec<String> = Vec::new();
         allowed
             .extend(include_str!("../seed/moderation/sensitive_word_allow.txt").lines().map(|l| l.trim().to_owned()));
@@ -161,7 +226,7 @@ impl Moderator {
         }
         Self {
             words: automaton(&words),
-            categories,
+            entries,
             allowed: automaton(&allowed),
             agitated: automaton(&agitated),
             negative: automaton(&negative),
@@ -191,14 +256,20 @@ impl Moderator {
         let mut masked = String::with_capacity(text.len());
         let mut last = 0;
         for m in self.words.find_iter(text) {
-            // A hit that overlaps an allowed term is part of an ordinary word.
-            if allowed.iter().any(|&(s, e)| s < m.end() && m.start() < e) {
+            let Some(entry) = self.entries.get(m.pattern().as_usize()) else { continue };
+            // A shipped word that overlaps an allowed term is part of an ordinary word; a
+            // supervisor's own word ("退税黑中介") means what it says.
+            if entry.action == Action::ByCategory && allowed.iter().any(|&(s, e)| s < m.end() && m.start() < e) {
+                continue;
+            }
+            if entry.directions & direction_bit(direction) == 0 {
                 continue;
             }
             let word = &text[m.start()..m.end()];
             hits.push(Hit {
                 word: word.to_owned(),
-                category: self.categories.get(m.pattern().as_usize()).copied().unwrap_or(pb::SensitiveCategory::Other),
+                category: entry.category,
+                action: entry.action,
                 start: char_at(m.start()),
                 end: char_at(m.end()),
             });
@@ -207,8 +278,11 @@ impl Moderator {
             last = m.end();
         }
         masked.push_str(&text[last..]);
-        let severe =
-            hits.iter().any(|h| matches!(h.category, pb::SensitiveCategory::Political | pb::SensitiveCategory::Porn));
+        let severe = hits.iter().any(|h| {
+            h.action == Action::Block
+                || (h.action == Action::ByCategory
+                    && matches!(h.category, pb::SensitiveCategory::Political | pb::SensitiveCategory::Porn))
+        });
         let verdict = match (direction, hits.is_empty(), severe) {
             (_, true, _) => Verdict::Allow,
             (Direction::AgentOutput, false, _) => Verdict::Block,
@@ -218,6 +292,13 @@ impl Moderator {
         let (emotion, emotion_score) =
             if direction == Direction::TaxpayerInput { self.emotion(text) } else { (pb::Emotion::Neutral, 0.0) };
         Checked { verdict, masked, hits, emotion, emotion_score }
+    }
+}
+
+impl Moderator {
+    /// Every word in use, alphabetical.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 }
 
@@ -275,6 +356,27 @@ mod tests {
         assert_eq!(c.hits[0].category, pb::SensitiveCategory::Abuse);
         assert_eq!((c.hits[0].start, c.hits[0].end), (4, 6));
         assert_eq!(m.check("你是傻逼吗", Direction::AgentOutput).verdict, Verdict::Block);
+    }
+
+    #[test]
+    fn supervisors_add_restrict_and_remove_words() {
+        let added = Entry {
+            word: "退税黑中介".into(),
+            category: pb::SensitiveCategory::Advertising,
+            action: Action::Block,
+            directions: direction_bit(Direction::TaxpayerInput),
+            updated_at: Some(chrono::Utc::now()),
+        };
+        let m = Moderator::with_overrides(&[
+            Override { word: added.word.clone(), entry: Some(added) },
+            Override { word: "傻逼".into(), entry: None },
+        ]);
+        // Their own word counts even though it contains the tax word 退税, and only where they said.
+        assert_eq!(m.check("找个退税黑中介", Direction::TaxpayerInput).verdict, Verdict::Block);
+        assert_eq!(m.check("谨防退税黑中介", Direction::BotOutput).verdict, Verdict::Allow);
+        assert_eq!(m.check("你是傻逼吗", Direction::AgentOutput).verdict, Verdict::Allow, "removed");
+        assert_eq!(Moderator::builtin().check("你是傻逼吗", Direction::AgentOutput).verdict, Verdict::Block);
+        assert!(m.entries().windows(2).all(|w| w[0].word < w[1].word), "alphabetical");
     }
 
     #[test]

@@ -24,14 +24,13 @@ pub struct Topic {
     pub package: bool,
     #[serde(default)]
     pub description: String,
+    #[serde(default)]
+    pub sort_order: i32,
 }
 
-/// The topic catalog (`seed/topics.jsonl`).
-pub fn topics() -> &'static [Topic] {
-    static TOPICS: std::sync::OnceLock<Vec<Topic>> = std::sync::OnceLock::new();
-    TOPICS.get_or_init(|| {
-        include_str!("../seed/topics.jsonl").lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    })
+/// The seed topics (`seed/topics.jsonl`), loaded into an empty `topics` table.
+pub fn seed_topics() -> Vec<Topic> {
+    include_str!("../seed/topics.jsonl").lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// A ranked question: item id, standard question, asks in the window.
@@ -45,6 +44,15 @@ pub struct Popular {
 impl Popular {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
+    }
+
+    /// 相关文件 for the hot questions (see [`related_files`]).
+    pub async fn related_files(
+        &self,
+        questions: &[Ranked],
+        limit: usize,
+    ) -> Result<Vec<zhengna_proto::answer::v1::RelatedFile>, ApiError> {
+        related_files(&self.pool, questions, limit).await
     }
 
     /// Asks per topic name in the window.
@@ -172,5 +180,91 @@ impl Popular {
         }
         tx.commit().await?;
         Ok(ranked.len())
+    }
+}
+
+/// The document a citation names: the text before its article ("中华人民共和国个人所得税法
+/// 第十一条" → the law), or the whole text.
+fn document(citation: &str) -> (String, String) {
+    let t = citation.trim();
+    match t.rfind(" 第").or_else(|| t.rfind('第').filter(|i| t[*i..].ends_with('条'))) {
+        Some(i) if i > 0 => (t[..i].trim().to_owned(), t[i..].trim().to_owned()),
+        _ => (t.to_owned(), String::new()),
+    }
+}
+
+/// Where a taxpayer reads a document in full: laws and regulations in the national laws
+/// database, the bureau's own documents in its policy library.
+fn document_url(title: &str) -> &'static str {
+    if title.starts_with("中华人民共和国") || title.ends_with('法') || title.contains("条例") || title.contains("细则")
+    {
+        "https://flk.npc.gov.cn/"
+    } else {
+        "https://fgk.chinatax.gov.cn/"
+    }
+}
+
+/// 相关文件 for 热点推荐 (§1.10): the policy documents behind the hot questions, in the order
+/// of the questions they support, each with the articles cited and the first such question.
+async fn related_files(
+    pool: &PgPool,
+    questions: &[Ranked],
+    limit: usize,
+) -> Result<Vec<zhengna_proto::answer::v1::RelatedFile>, ApiError> {
+    let ids: Vec<uuid::Uuid> = questions.iter().map(|q| q.0).collect();
+    let rows: Vec<(uuid::Uuid, sqlx::types::Json<serde_json::Value>)> =
+        sqlx::query_as("SELECT id, citations FROM kb_items WHERE id = ANY($1)").bind(&ids).fetch_all(pool).await?;
+    let mut files: Vec<(String, Vec<String>, String)> = Vec::new();
+    for (id, question, _) in questions {
+        let Some((_, cites)) = rows.iter().find(|(r, _)| r == id) else { continue };
+        for c in cites.0.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let (title, article) = document(c["text"].as_str().unwrap_or_default());
+            if title.is_empty() {
+                continue;
+            }
+            match files.iter_mut().find(|f| f.0 == title) {
+                Some(f) => {
+                    if !article.is_empty() && !f.1.contains(&article) {
+                        f.1.push(article);
+                    }
+                }
+                None => {
+                    files.push((title, [article].into_iter().filter(|a| !a.is_empty()).collect(), question.clone()))
+                }
+            }
+        }
+    }
+    Ok(files
+        .into_iter()
+        .take(limit)
+        .map(|(title, articles, question)| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            title.hash(&mut h);
+            let cited = if articles.is_empty() { String::new() } else { format!("（{}）", articles.join("、")) };
+            zhengna_proto::answer::v1::RelatedFile {
+                id: format!("doc-{:016x}", h.finish()),
+                url: document_url(&title).to_owned(),
+                summary: format!("政策依据{cited}，相关问题：{question}"),
+                title,
+                published_at: None,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn citations_name_their_document_and_article() {
+        assert_eq!(
+            document("中华人民共和国个人所得税法 第十一条"),
+            ("中华人民共和国个人所得税法".to_owned(), "第十一条".to_owned())
+        );
+        assert_eq!(document("国家税务总局公告2024年第11号").1, "");
+        assert_eq!(document_url("中华人民共和国个人所得税法"), "https://flk.npc.gov.cn/");
+        assert_eq!(document_url("国家税务总局关于推广应用全面数字化电子发票的公告"), "https://fgk.chinatax.gov.cn/");
     }
 }

@@ -107,7 +107,11 @@ impl ConversationApi {
             Ok(r) => {
                 let r = r.into_inner();
                 match answer_pb::ModerationVerdict::try_from(r.verdict) {
-                    Ok(answer_pb::ModerationVerdict::Block) => Moderated::Block(r.notice),
+                    // A muted sender's message is held back like a blocked one; the notice
+                    // says until when.
+                    Ok(answer_pb::ModerationVerdict::Block | answer_pb::ModerationVerdict::Throttle) => {
+                        Moderated::Block(r.notice)
+                    }
                     Ok(answer_pb::ModerationVerdict::Mask) => Moderated::Mask(r.masked_text),
                     _ => Moderated::Deliver,
                 }

@@ -56,6 +56,10 @@ pub struct AskResponse {
     /// Emotion detected in the question.
     #[prost(enumeration = "Emotion", tag = "10")]
     pub emotion: i32,
+    /// Set when the taxpayer is muted by the anti-harassment ladder: the question was not
+    /// answered, and AskResponse.text says until when.
+    #[prost(message, optional, tag = "11")]
+    pub muted_until: ::core::option::Option<::prost_types::Timestamp>,
 }
 /// A published answer of one knowledge item.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2297,7 +2301,8 @@ pub struct ImportItemsResponse {
     /// Rows skipped (create-only mode, or unchanged).
     #[prost(int32, tag = "3")]
     pub skipped: i32,
-    /// Rows rejected; the rest are applied (unless dry_run).
+    /// Rows rejected, every problem of every row. When any row is rejected nothing is
+    /// applied (the counts above are then 0): fix the file and import it again.
     #[prost(message, repeated, tag = "4")]
     pub errors: ::prost::alloc::vec::Vec<ImportRowError>,
 }
@@ -2328,7 +2333,7 @@ pub struct ExportItemsResponse {
 /// A knowledge-base topic (专题).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Topic {
-    /// Topic id (server-assigned).
+    /// Topic id: its catalog prefix (read-only; name the topic by it in Update/Delete).
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
     /// Catalog prefix, 2-4 upper-case letters, unique, e.g. "FP".
@@ -2423,7 +2428,7 @@ pub struct ClarificationTree {
 /// A node: a prompt with options (≤ 5 levels deep).
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ClarificationNode {
-    /// Node id; server-assigned when empty, stable across updates when kept.
+    /// Node id: its position in the tree ("root", "root/2"…); ignored on input.
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
     /// The question to ask back.
@@ -2436,7 +2441,7 @@ pub struct ClarificationNode {
 /// An option of a node, leading to an item or to another node.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ClarificationNodeOption {
-    /// Option id; server-assigned when empty.
+    /// Option id: its index at the node; ignored on input.
     #[prost(string, tag = "1")]
     pub id: ::prost::alloc::string::String,
     /// Label to display.
@@ -2451,7 +2456,8 @@ pub mod clarification_node_option {
     /// Where the option leads.
     #[derive(Clone, PartialEq, ::prost::Oneof)]
     pub enum Target {
-        /// Answer this knowledge item.
+        /// Answer this knowledge item: its catalog id (e.g. "FP-001") or item id on input; the
+        /// catalog id on output. Must be published.
         #[prost(string, tag = "3")]
         ItemId(::prost::alloc::string::String),
         /// Ask a further question.
@@ -2520,6 +2526,52 @@ pub struct ListClarificationTreesResponse {
     /// Trees ordered by first trigger.
     #[prost(message, repeated, tag = "1")]
     pub trees: ::prost::alloc::vec::Vec<ClarificationTree>,
+    /// Paging.
+    #[prost(message, optional, tag = "2")]
+    pub page: ::core::option::Option<super::super::common::v1::PageResponse>,
+}
+/// One feedback for the editors' review.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FeedbackReview {
+    /// The feedback as given.
+    #[prost(message, optional, tag = "1")]
+    pub feedback: ::core::option::Option<Feedback>,
+    /// The question as the taxpayer asked it (masked by moderation).
+    #[prost(string, tag = "2")]
+    pub question: ::prost::alloc::string::String,
+    /// Catalog id of the item answered, if any.
+    #[prost(string, tag = "3")]
+    pub catalog_id: ::prost::alloc::string::String,
+    /// Its standard question.
+    #[prost(string, tag = "4")]
+    pub standard_question: ::prost::alloc::string::String,
+    /// Conversation of the reply.
+    #[prost(string, tag = "5")]
+    pub conversation_id: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListFeedbackRequest {
+    /// Only this verdict; UNSPECIFIED means 无用 (the review list).
+    #[prost(enumeration = "FeedbackVerdict", tag = "1")]
+    pub verdict: i32,
+    /// Only these reasons; empty means all.
+    #[prost(enumeration = "FeedbackReason", repeated, tag = "2")]
+    pub reasons: ::prost::alloc::vec::Vec<i32>,
+    /// Only feedback on this item (catalog id, exact).
+    #[prost(string, tag = "3")]
+    pub catalog_id: ::prost::alloc::string::String,
+    /// Only feedback given in this period.
+    #[prost(message, optional, tag = "4")]
+    pub period: ::core::option::Option<super::super::common::v1::TimeRange>,
+    /// Paging.
+    #[prost(message, optional, tag = "5")]
+    pub page: ::core::option::Option<super::super::common::v1::PageRequest>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListFeedbackResponse {
+    /// Newest first.
+    #[prost(message, repeated, tag = "1")]
+    pub reviews: ::prost::alloc::vec::Vec<FeedbackReview>,
     /// Paging.
     #[prost(message, optional, tag = "2")]
     pub page: ::core::option::Option<super::super::common::v1::PageResponse>,
@@ -3230,6 +3282,37 @@ pub mod knowledge_admin_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// The editors' review list: feedback on bot replies with the question as asked and the
+        /// item answered, newest first (by default the 无用 ones).
+        pub async fn list_feedback(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListFeedbackRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListFeedbackResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/zhengna.answer.v1.KnowledgeAdminService/ListFeedback",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "zhengna.answer.v1.KnowledgeAdminService",
+                        "ListFeedback",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -3412,6 +3495,17 @@ pub mod knowledge_admin_service_server {
             request: tonic::Request<super::ListClarificationTreesRequest>,
         ) -> std::result::Result<
             tonic::Response<super::ListClarificationTreesResponse>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
+        /// The editors' review list: feedback on bot replies with the question as asked and the
+        /// item answered, newest first (by default the 无用 ones).
+        async fn list_feedback(
+            &self,
+            request: tonic::Request<super::ListFeedbackRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListFeedbackResponse>,
             tonic::Status,
         > {
             Err(tonic::Status::unimplemented("Not yet implemented"))
@@ -4311,6 +4405,52 @@ pub mod knowledge_admin_service_server {
                     };
                     Box::pin(fut)
                 }
+                "/zhengna.answer.v1.KnowledgeAdminService/ListFeedback" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListFeedbackSvc<T: KnowledgeAdminService>(pub Arc<T>);
+                    impl<
+                        T: KnowledgeAdminService,
+                    > tonic::server::UnaryService<super::ListFeedbackRequest>
+                    for ListFeedbackSvc<T> {
+                        type Response = super::ListFeedbackResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListFeedbackRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as KnowledgeAdminService>::list_feedback(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListFeedbackSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 _ => {
                     Box::pin(async move {
                         let mut response = http::Response::new(
@@ -4586,6 +4726,74 @@ pub struct RemoveSensitiveWordsResponse {
     #[prost(int32, tag = "1")]
     pub removed: i32,
 }
+/// A sender's standing on the anti-harassment ladder.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Restriction {
+    /// Taxpayer (or agent) id.
+    #[prost(string, tag = "1")]
+    pub sender_id: ::prost::alloc::string::String,
+    /// Current step.
+    #[prost(enumeration = "RestrictionLevel", tag = "2")]
+    pub level: i32,
+    /// Strikes counted since the last lift or decay (moderation.strike_decay_hours).
+    #[prost(int32, tag = "3")]
+    pub strikes: i32,
+    /// Muted until (MUTED / BLOCKED); unset otherwise.
+    #[prost(message, optional, tag = "4")]
+    pub muted_until: ::core::option::Option<::prost_types::Timestamp>,
+    /// When the last strike was counted.
+    #[prost(message, optional, tag = "5")]
+    pub last_strike_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Signals of the last strike.
+    #[prost(enumeration = "HarassmentSignal", repeated, tag = "6")]
+    pub signals: ::prost::alloc::vec::Vec<i32>,
+    /// Interception record of the last strike (evidence).
+    #[prost(string, tag = "7")]
+    pub interception_id: ::prost::alloc::string::String,
+    /// Who lifted it and why (LIFTED only).
+    #[prost(string, tag = "8")]
+    pub lifted_by: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    pub lift_reason: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "10")]
+    pub lifted_at: ::core::option::Option<::prost_types::Timestamp>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListRestrictionsRequest {
+    /// Only senders muted or blocked right now.
+    #[prost(bool, tag = "1")]
+    pub active_only: bool,
+    /// Only this sender (exact).
+    #[prost(string, tag = "2")]
+    pub sender_id: ::prost::alloc::string::String,
+    /// Paging.
+    #[prost(message, optional, tag = "3")]
+    pub page: ::core::option::Option<super::super::common::v1::PageRequest>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListRestrictionsResponse {
+    /// Restrictions, most recent strike first.
+    #[prost(message, repeated, tag = "1")]
+    pub restrictions: ::prost::alloc::vec::Vec<Restriction>,
+    /// Paging.
+    #[prost(message, optional, tag = "2")]
+    pub page: ::core::option::Option<super::super::common::v1::PageResponse>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LiftRestrictionRequest {
+    /// The sender to lift.
+    #[prost(string, tag = "1")]
+    pub sender_id: ::prost::alloc::string::String,
+    /// Why (1-200 characters), kept with the record.
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LiftRestrictionResponse {
+    /// The restriction as it now stands (LIFTED).
+    #[prost(message, optional, tag = "1")]
+    pub restriction: ::core::option::Option<Restriction>,
+}
 /// Which way a checked text is going.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -4787,6 +4995,46 @@ impl HarassmentSignal {
             "HARASSMENT_SIGNAL_REPETITION" => Some(Self::Repetition),
             "HARASSMENT_SIGNAL_ABUSE" => Some(Self::Abuse),
             "HARASSMENT_SIGNAL_INJECTION" => Some(Self::Injection),
+            _ => None,
+        }
+    }
+}
+/// A sender's step on the anti-harassment ladder (warn → mute → block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum RestrictionLevel {
+    Unspecified = 0,
+    /// Warned once; messages are still handled.
+    Warned = 1,
+    /// Muted for the configured minutes (moderation.mute_minutes).
+    Muted = 2,
+    /// Blocked for the configured hours (moderation.block_hours).
+    Blocked = 3,
+    /// Lifted by a supervisor; strikes start again from zero.
+    Lifted = 4,
+}
+impl RestrictionLevel {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "RESTRICTION_LEVEL_UNSPECIFIED",
+            Self::Warned => "RESTRICTION_LEVEL_WARNED",
+            Self::Muted => "RESTRICTION_LEVEL_MUTED",
+            Self::Blocked => "RESTRICTION_LEVEL_BLOCKED",
+            Self::Lifted => "RESTRICTION_LEVEL_LIFTED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "RESTRICTION_LEVEL_UNSPECIFIED" => Some(Self::Unspecified),
+            "RESTRICTION_LEVEL_WARNED" => Some(Self::Warned),
+            "RESTRICTION_LEVEL_MUTED" => Some(Self::Muted),
+            "RESTRICTION_LEVEL_BLOCKED" => Some(Self::Blocked),
+            "RESTRICTION_LEVEL_LIFTED" => Some(Self::Lifted),
             _ => None,
         }
     }
@@ -5357,6 +5605,66 @@ pub mod moderation_admin_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Lists senders on the harassment ladder (warned, muted or blocked), most recent first.
+        pub async fn list_restrictions(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListRestrictionsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListRestrictionsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/zhengna.answer.v1.ModerationAdminService/ListRestrictions",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "zhengna.answer.v1.ModerationAdminService",
+                        "ListRestrictions",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Lifts a sender's restriction: unmutes them and clears their strikes.
+        pub async fn lift_restriction(
+            &mut self,
+            request: impl tonic::IntoRequest<super::LiftRestrictionRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::LiftRestrictionResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/zhengna.answer.v1.ModerationAdminService/LiftRestriction",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "zhengna.answer.v1.ModerationAdminService",
+                        "LiftRestriction",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -5418,6 +5726,26 @@ pub mod moderation_admin_service_server {
             request: tonic::Request<super::RemoveSensitiveWordsRequest>,
         ) -> std::result::Result<
             tonic::Response<super::RemoveSensitiveWordsResponse>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
+        /// Lists senders on the harassment ladder (warned, muted or blocked), most recent first.
+        async fn list_restrictions(
+            &self,
+            request: tonic::Request<super::ListRestrictionsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListRestrictionsResponse>,
+            tonic::Status,
+        > {
+            Err(tonic::Status::unimplemented("Not yet implemented"))
+        }
+        /// Lifts a sender's restriction: unmutes them and clears their strikes.
+        async fn lift_restriction(
+            &self,
+            request: tonic::Request<super::LiftRestrictionRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::LiftRestrictionResponse>,
             tonic::Status,
         > {
             Err(tonic::Status::unimplemented("Not yet implemented"))
@@ -5751,6 +6079,104 @@ pub mod moderation_admin_service_server {
                     };
                     Box::pin(fut)
                 }
+                "/zhengna.answer.v1.ModerationAdminService/ListRestrictions" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListRestrictionsSvc<T: ModerationAdminService>(pub Arc<T>);
+                    impl<
+                        T: ModerationAdminService,
+                    > tonic::server::UnaryService<super::ListRestrictionsRequest>
+                    for ListRestrictionsSvc<T> {
+                        type Response = super::ListRestrictionsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListRestrictionsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ModerationAdminService>::list_restrictions(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListRestrictionsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/zhengna.answer.v1.ModerationAdminService/LiftRestriction" => {
+                    #[allow(non_camel_case_types)]
+                    struct LiftRestrictionSvc<T: ModerationAdminService>(pub Arc<T>);
+                    impl<
+                        T: ModerationAdminService,
+                    > tonic::server::UnaryService<super::LiftRestrictionRequest>
+                    for LiftRestrictionSvc<T> {
+                        type Response = super::LiftRestrictionResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::LiftRestrictionRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ModerationAdminService>::lift_restriction(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = LiftRestrictionSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
                 _ => {
                     Box::pin(async move {
                         let mut response = http::Response::new(
@@ -5806,7 +6232,7 @@ pub struct AnswerEvent {
     #[prost(message, optional, tag = "2")]
     pub occurred_at: ::core::option::Option<::prost_types::Timestamp>,
     /// The event.
-    #[prost(oneof = "answer_event::Payload", tags = "10, 11, 12, 13, 14, 15")]
+    #[prost(oneof = "answer_event::Payload", tags = "10, 11, 12, 13, 14, 15, 16")]
     pub payload: ::core::option::Option<answer_event::Payload>,
 }
 /// Nested message and enum types in `AnswerEvent`.
@@ -5826,6 +6252,8 @@ pub mod answer_event {
         ItemRetired(super::ItemRetired),
         #[prost(message, tag = "15")]
         FavouriteChanged(super::FavouriteChanged),
+        #[prost(message, tag = "16")]
+        HarassmentIntercepted(super::HarassmentIntercepted),
     }
 }
 /// An answer a taxpayer favourited (我的收藏) changed: a new version was published or the
@@ -5917,6 +6345,31 @@ pub struct MessageIntercepted {
     /// The interception record.
     #[prost(message, optional, tag = "2")]
     pub interception: ::core::option::Option<Interception>,
+}
+/// A sender took a strike on the anti-harassment ladder (key: the sender).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct HarassmentIntercepted {
+    /// Taxpayer (or agent) id.
+    #[prost(string, tag = "1")]
+    pub sender_id: ::prost::alloc::string::String,
+    /// Conversation the message belonged to, if any.
+    #[prost(string, tag = "2")]
+    pub conversation_id: ::prost::alloc::string::String,
+    /// What was detected.
+    #[prost(enumeration = "HarassmentSignal", repeated, tag = "3")]
+    pub signals: ::prost::alloc::vec::Vec<i32>,
+    /// The step reached.
+    #[prost(enumeration = "RestrictionLevel", tag = "4")]
+    pub level: i32,
+    /// Strikes so far.
+    #[prost(int32, tag = "5")]
+    pub strikes: i32,
+    /// Muted until (MUTED / BLOCKED).
+    #[prost(message, optional, tag = "6")]
+    pub muted_until: ::core::option::Option<::prost_types::Timestamp>,
+    /// The interception record with the evidence.
+    #[prost(string, tag = "7")]
+    pub interception_id: ::prost::alloc::string::String,
 }
 /// A knowledge item was published (or re-published after an edit).
 #[derive(Clone, PartialEq, ::prost::Message)]

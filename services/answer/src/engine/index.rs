@@ -22,7 +22,12 @@ pub const WEIGHTS: [f32; 3] = [1.0, 0.55, 0.3];
 #[derive(Default)]
 struct Field {
     terms: HashMap<String, u32>,
-    postings: Vec<Vec<(u32, u16)>>,
+    /// While building: per term, (variant, term frequency).
+    raw: Vec<Vec<(u32, u16)>>,
+    /// Once finished: per term, (variant, BM25 impact without the field weight), highest
+    /// impact first, so a query can stop early on a long list and lose only its weakest
+    /// entries.
+    postings: Vec<Vec<(u32, f32)>>,
     doc_len: Vec<u16>,
     avg_len: f32,
     idf: Vec<f32>,
@@ -38,28 +43,40 @@ impl Field {
             let id = match self.terms.get(t) {
                 Some(id) => *id,
                 None => {
-                    let id = self.postings.len() as u32;
+                    let id = self.raw.len() as u32;
                     self.terms.insert(t.to_owned(), id);
-                    self.postings.push(Vec::new());
+                    self.raw.push(Vec::new());
                     id
                 }
             };
-            self.postings[id as usize].push((doc, n));
+            self.raw[id as usize].push((doc, n));
         }
         self.doc_len.push(tokens.len().min(u16::MAX as usize) as u16);
     }
 
-    fn finish(&mut self) {
+    /// Turns term frequencies into impacts: BM25 times the variant's weight.
+    fn finish(&mut self, weights: &[f32]) {
         let n = self.doc_len.len().max(1) as f32;
-        self.avg_len = self.doc_len.iter().map(|l| f32::from(*l)).sum::<f32>() / n;
-        self.idf = self
-            .postings
-            .iter()
-            .map(|p| {
-                let df = p.len() as f32;
-                ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
-            })
-            .collect();
+        self.avg_len = (self.doc_len.iter().map(|l| f32::from(*l)).sum::<f32>() / n).max(1.0);
+        let raw = std::mem::take(&mut self.raw);
+        self.idf = Vec::with_capacity(raw.len());
+        self.postings = Vec::with_capacity(raw.len());
+        for list in raw {
+            let df = list.len() as f32;
+            let idf = ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+            let mut impacts: Vec<(u32, f32)> = list
+                .into_iter()
+                .map(|(doc, tf)| {
+                    let len = f32::from(self.doc_len[doc as usize]);
+                    let tf = f32::from(tf);
+                    let bm25 = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / self.avg_len));
+                    (doc, bm25 * weights[doc as usize])
+                })
+                .collect();
+            impacts.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            self.idf.push(idf);
+            self.postings.push(impacts);
+        }
     }
 
     fn idf_of(&self, term: &str) -> Option<(u32, f32)> {
@@ -69,23 +86,19 @@ impl Field {
 
     /// Whether a term is too common to score (only in large KBs).
     fn too_common(&self, id: u32) -> bool {
-        let df = self.postings[id as usize].len();
+        let df = self.postings.get(id as usize).map_or(0, Vec::len);
         df > COMMON_FLOOR && df as f32 > COMMON_SHARE * self.doc_len.len() as f32
     }
 }
 
-/// One indexed variant of an item.
-#[derive(Debug, Clone, Copy)]
-pub struct DocInfo {
-    pub item: u32,
-    /// Multiplies the variant's score: questions 1.0, answer content less.
-    pub weight: f32,
-}
-
-#[derive(Default)]
 pub struct Index {
     fields: [Field; 3],
-    pub docs: Vec<DocInfo>,
+    /// Most postings one query reads ([`POSTINGS_BUDGET`] unless changed).
+    pub budget: usize,
+    /// Per variant: its item, and the weight of its score (questions 1.0, answer content
+    /// less; folded into the impacts when the index is finished).
+    doc_item: Vec<u32>,
+    doc_weight: Vec<f32>,
     /// Per item, the sorted ids of every word in any of its variants.
     item_words: Vec<Vec<u32>>,
 }
@@ -109,6 +122,11 @@ thread_local! {
 const COMMON_SHARE: f32 = 0.08;
 const COMMON_FLOOR: usize = 20_000;
 
+/// Most postings one query reads. A seed-sized KB never reaches it, so its results are
+/// exact; in a very large KB the longest lists are cut at their weakest entries (impact
+/// ordering, as in anytime ranking), which bounds the work per question.
+pub const POSTINGS_BUDGET: usize = 12_000;
+
 /// Distinct query terms with their counts.
 fn query_terms(tokens: &[String]) -> Vec<(&str, f32)> {
     let mut out: Vec<(&str, f32)> = Vec::new();
@@ -125,13 +143,26 @@ fn streams(a: &Analyzed) -> [&[String]; 3] {
     [&a.words, &a.bigrams, &a.pinyin]
 }
 
+impl Default for Index {
+    fn default() -> Self {
+        Self {
+            fields: Default::default(),
+            budget: POSTINGS_BUDGET,
+            doc_item: Vec::new(),
+            doc_weight: Vec::new(),
+            item_words: Vec::new(),
+        }
+    }
+}
+
 impl Index {
     pub fn add(&mut self, item: u32, weight: f32, analyzed: &Analyzed) {
-        let doc = self.docs.len() as u32;
+        let doc = self.doc_item.len() as u32;
         for (f, tokens) in self.fields.iter_mut().zip(streams(analyzed)) {
             f.add(doc, tokens);
         }
-        self.docs.push(DocInfo { item, weight });
+        self.doc_item.push(item);
+        self.doc_weight.push(weight);
         if self.item_words.len() <= item as usize {
             self.item_words.resize(item as usize + 1, Vec::new());
         }
@@ -147,7 +178,7 @@ impl Index {
 
     pub fn finish(&mut self) {
         for f in &mut self.fields {
-            f.finish();
+            f.finish(&self.doc_weight);
         }
     }
 
@@ -157,11 +188,11 @@ impl Index {
     }
 
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.doc_item.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.doc_item.is_empty()
     }
 
     /// The best a document could score for this query: every query term present once in a
@@ -210,41 +241,49 @@ impl Index {
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
             let Scratch { scores, touched, best, items } = &mut *guard;
-            if scores.len() < self.docs.len() {
-                scores.resize(self.docs.len(), 0.0);
+            if scores.len() < self.doc_item.len() {
+                scores.resize(self.doc_item.len(), 0.0);
             }
             if best.len() < self.item_words.len() {
                 best.resize(self.item_words.len(), (0.0, 0.0));
             }
             touched.clear();
             items.clear();
+            // The query's scored lists, shortest first: rare terms are read whole, and what
+            // is left of the budget is shared among the long lists, each read from its
+            // highest impact down.
+            let mut lists: Vec<(&[(u32, f32)], f32)> = Vec::new();
             for ((f, tokens), w) in self.fields.iter().zip(streams(q)).zip(WEIGHTS) {
                 for (t, qtf) in query_terms(tokens) {
-                    let Some((id, idf)) = f.idf_of(t) else { continue };
+                    let Some((id, _)) = f.idf_of(t) else { continue };
                     if f.too_common(id) {
                         continue;
                     }
-                    let weight = w * idf * qtf.min(2.0).sqrt();
-                    for &(doc, tf) in &f.postings[id as usize] {
-                        let len = f32::from(f.doc_len[doc as usize]);
-                        let tf = f32::from(tf);
-                        let s = weight * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / f.avg_len.max(1.0)));
-                        let slot = &mut scores[doc as usize];
-                        if *slot == 0.0 {
-                            touched.push(doc);
-                        }
-                        *slot += s;
+                    lists.push((&f.postings[id as usize], w * qtf.min(2.0).sqrt()));
+                }
+            }
+            lists.sort_by_key(|(l, _)| l.len());
+            let mut budget = self.budget;
+            let n = lists.len();
+            for (i, (list, weight)) in lists.into_iter().enumerate() {
+                let take = list.len().min(budget / (n - i));
+                budget -= take;
+                for &(doc, impact) in &list[..take] {
+                    let slot = &mut scores[doc as usize];
+                    if *slot == 0.0 {
+                        touched.push(doc);
                     }
+                    *slot += weight * impact;
                 }
             }
             // Per item: the best variant, plus a little of the second best (an item several
             // of whose phrasings match is likelier the one meant).
             for &doc in touched.iter() {
-                let info = self.docs[doc as usize];
-                let s = std::mem::take(&mut scores[doc as usize]) * info.weight;
-                let e = &mut best[info.item as usize];
+                let item = self.doc_item[doc as usize];
+                let s = std::mem::take(&mut scores[doc as usize]);
+                let e = &mut best[item as usize];
                 if e.0 == 0.0 && e.1 == 0.0 {
-                    items.push(info.item);
+                    items.push(item);
                 }
                 if s > e.0 {
                     *e = (s, e.0);

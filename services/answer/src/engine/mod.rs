@@ -9,13 +9,15 @@
 
 pub mod analyzer;
 pub mod index;
+pub mod typeahead;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 
 pub use self::analyzer::{Analyzed, Analyzer, Dicts};
 use self::index::Index;
+use self::typeahead::Typeahead;
 
 /// What the engine knows of one knowledge item.
 #[derive(Debug, Clone, Default)]
@@ -38,35 +40,15 @@ pub struct EngineItem {
     pub popularity: u32,
 }
 
-/// What autocomplete matches typed text against, per item.
-struct Typeahead {
-    /// The standard question normalised, without spaces.
-    text: String,
-    /// Pinyin of its Chinese characters, concatenated, and their initials.
-    pinyin: String,
-    initials: String,
-}
-
-impl Typeahead {
-    fn new(question: &str) -> Self {
-        use pinyin::ToPinyin;
-        let text = analyzer::compact(question);
-        let mut pinyin = String::new();
-        let mut initials = String::new();
-        for p in text.as_str().to_pinyin().flatten() {
-            pinyin.push_str(p.plain());
-            initials.push_str(p.first_letter());
-        }
-        Self { text, pinyin, initials }
-    }
-}
-
 /// One autocomplete suggestion: the item and the matched character range of its question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub item: usize,
     pub highlight: Option<(usize, usize)>,
 }
+
+/// A verbatim question shared by several items.
+const AMBIGUOUS: usize = usize::MAX;
 
 /// Weight of the answer-content variant against the question variants.
 const CONTENT_WEIGHT: f32 = 0.45;
@@ -96,7 +78,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { answer: 0.50, margin: 0.10, sure: 0.75, suggest: 0.25 }
+        Self { answer: 0.53, margin: 0.10, sure: 0.75, suggest: 0.25 }
     }
 }
 
@@ -148,9 +130,18 @@ pub struct Engine {
     analyzer: Analyzer,
     index: Index,
     items: Vec<EngineItem>,
-    typeahead: Vec<Typeahead>,
+    typeahead: Typeahead,
     by_key: HashMap<String, usize>,
     by_catalog: HashMap<String, usize>,
+    /// Tax-domain words (the tax dictionary, the synonym groups, the KB's keywords), as the
+    /// analyzer's canonical words. A question without any is not about tax, whatever it
+    /// shares with the KB ("孩子上户口要带什么"): it gets choices, never an outright answer.
+    domain: HashSet<String>,
+    /// The same terms whole (normalised), found anywhere in the question's text.
+    domain_terms: aho_corasick::AhoCorasick,
+    /// Every standard and similar question, compact, with its item ([`AMBIGUOUS`] when two
+    /// items share it): asked verbatim, it is that item's, whatever words it uses.
+    verbatim: HashMap<String, usize>,
     pub thresholds: Thresholds,
 }
 
@@ -185,8 +176,52 @@ impl Engine {
             .filter(|(_, it)| !it.catalog_id.is_empty())
             .map(|(i, it)| (it.catalog_id.clone(), i))
             .collect();
-        let typeahead = items.iter().map(|i| Typeahead::new(&i.question)).collect();
-        Self { analyzer, index, items, typeahead, by_key, by_catalog, thresholds: Thresholds::default() }
+        let typeahead = Typeahead::build(items.iter().map(|i| (i.question.as_str(), i.popularity)));
+        let terms = dicts
+            .user_dict
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .chain(dicts.synonyms.lines().filter(|l| !l.starts_with('#')).flat_map(str::split_whitespace))
+            .chain(items.iter().flat_map(|i| i.keywords.iter().map(String::as_str)));
+        let mut domain = HashSet::new();
+        let mut whole: Vec<String> = Vec::new();
+        for term in terms {
+            let normal = analyzer::compact(term);
+            if normal.chars().count() >= 2 && !normal.is_ascii() {
+                whole.push(normal);
+            }
+            // Only terms the analyzer keeps whole: a keyword such as 开票入口 must not make
+            // 入口 a tax word.
+            if let [word] = &analyzer.analyze(term).words[..]
+                && word.chars().count() >= 2
+            {
+                domain.insert(word.clone());
+            }
+        }
+        whole.sort();
+        whole.dedup();
+        let domain_terms = crate::moderation::automaton(&whole);
+        let mut verbatim: HashMap<String, usize> = HashMap::new();
+        for (n, item) in items.iter().enumerate() {
+            for q in std::iter::once(&item.question).chain(&item.similar) {
+                let e = verbatim.entry(analyzer::compact(q)).or_insert(n);
+                if *e != n {
+                    *e = AMBIGUOUS;
+                }
+            }
+        }
+        Self {
+            analyzer,
+            index,
+            items,
+            typeahead,
+            by_key,
+            by_catalog,
+            domain,
+            domain_terms,
+            verbatim,
+            thresholds: Thresholds::default(),
+        }
     }
 
     pub fn items(&self) -> &[EngineItem] {
@@ -204,6 +239,12 @@ impl Engine {
 
     pub fn variants(&self) -> usize {
         self.index.len()
+    }
+
+    /// Changes how many postings one question may read (see [`index::POSTINGS_BUDGET`]);
+    /// `usize::MAX` makes every search exact.
+    pub fn set_postings_budget(&mut self, budget: usize) {
+        self.index.budget = budget.max(1);
     }
 
     /// Whether the KB uses this (canonical) word anywhere.
@@ -225,17 +266,29 @@ impl Engine {
 
     /// The best `k` items for a question, visible in `ctx`.
     pub fn rank(&self, question: &str, ctx: &Context<'_>, k: usize) -> Vec<Candidate> {
-        let q = self.analyzer.analyze(question);
-        let ideal = self.index.ideal(&q);
+        self.rank_analyzed(&self.analyzer.analyze(question), ctx, k)
+    }
+
+    /// Whether a question uses any tax-domain word: among its canonical words (so typos and
+    /// pinyin mapped to a KB term count) or anywhere in its text.
+    fn about_tax(&self, question: &str, q: &Analyzed) -> bool {
+        let compact = analyzer::compact(question);
+        q.words.iter().any(|w| w.contains('税') || w.contains('票') || self.domain.contains(w))
+            || self.domain_terms.is_match(&compact)
+            || self.verbatim.contains_key(&compact)
+    }
+
+    fn rank_analyzed(&self, q: &Analyzed, ctx: &Context<'_>, k: usize) -> Vec<Candidate> {
+        let ideal = self.index.ideal(q);
         if ideal <= 0.0 {
             return Vec::new();
         }
         self.index
-            .search(&q, k, |i| self.visible(&self.items[i as usize], ctx))
+            .search(q, k, |i| self.visible(&self.items[i as usize], ctx))
             .into_iter()
             .map(|(item, score)| {
                 let fit = (score / ideal).clamp(0.0, 1.0);
-                let coverage = self.index.coverage(&q, item);
+                let coverage = self.index.coverage(q, item);
                 Candidate { item: item as usize, score, quality: (fit * coverage).sqrt() }
             })
             .collect()
@@ -249,35 +302,7 @@ impl Engine {
         if text.is_empty() || limit == 0 {
             return Vec::new();
         }
-        let latin = text.chars().all(|c| c.is_ascii_alphanumeric());
-        let mut hits: Vec<(usize, usize)> = Vec::new(); // (item, match position)
-        let finder = memchr::memmem::Finder::new(text.as_bytes());
-        for (i, t) in self.typeahead.iter().enumerate() {
-            let pos = if latin {
-                (t.initials.starts_with(&text) || t.pinyin.starts_with(&text)).then_some(0)
-            } else {
-                finder.find(t.text.as_bytes())
-            };
-            if let Some(pos) = pos
-                && self.visible(&self.items[i], ctx)
-            {
-                hits.push((i, pos));
-            }
-        }
-        let order = |a: &(usize, usize), b: &(usize, usize)| {
-            let (ia, ib) = (&self.items[a.0], &self.items[b.0]);
-            ib.popularity
-                .cmp(&ia.popularity)
-                .then((a.1 > 0).cmp(&(b.1 > 0)))
-                .then(ia.question.len().cmp(&ib.question.len()))
-                .then(a.0.cmp(&b.0))
-        };
-        // Only the best `limit` need ordering.
-        if hits.len() > limit {
-            hits.select_nth_unstable_by(limit - 1, order);
-            hits.truncate(limit);
-        }
-        hits.sort_by(order);
+        let hits = self.typeahead.lookup(&text, limit, |i| self.visible(&self.items[i], ctx));
         let mut out: Vec<Completion> = hits
             .into_iter()
             .take(limit)
@@ -301,7 +326,19 @@ impl Engine {
         if other_jurisdiction(&analyzer::normalize(question)) {
             return Decision::OtherJurisdiction;
         }
-        let ranked = self.rank(question, ctx, 6);
+        let q = self.analyzer.analyze(question);
+        let ranked = self.rank_analyzed(&q, ctx, 6);
+        // A standard or similar question asked word for word is answered by its item.
+        if let Some(&item) = self.verbatim.get(&analyzer::compact(question))
+            && item != AMBIGUOUS
+            && self.visible(&self.items[item], ctx)
+        {
+            let score = ranked.iter().find(|c| c.item == item).map_or(0.0, |c| c.score);
+            return Decision::Answer {
+                best: Candidate { item, score, quality: 1.0 },
+                others: ranked.into_iter().filter(|c| c.item != item).take(3).collect(),
+            };
+        }
         let t = self.thresholds;
         let Some(best) = ranked.first().copied() else { return Decision::NoAnswer { best: None } };
         let second = ranked.get(1).map(|c| c.score).unwrap_or(0.0);
@@ -310,7 +347,8 @@ impl Engine {
         // (a bare topic word such as 发票 fits many items perfectly).
         let second_quality = ranked.get(1).map(|c| c.quality).unwrap_or(0.0);
         let clear = margin >= t.margin || (best.quality >= t.sure && second_quality < t.sure);
-        if best.quality >= t.answer && clear {
+        let about_tax = self.about_tax(question, &q);
+        if best.quality >= t.answer && clear && about_tax {
             return Decision::Answer { best, others: ranked[1..].iter().copied().take(3).collect() };
         }
         if best.quality >= t.answer {
@@ -321,7 +359,8 @@ impl Engine {
                 return Decision::Clarify { candidates: close };
             }
         }
-        if best.quality >= t.suggest {
+        // Off-topic questions get related questions only when they match one well.
+        if best.quality >= t.suggest && (about_tax || best.quality >= t.answer) {
             return Decision::Suggest { candidates: ranked.into_iter().take(3).collect() };
         }
         Decision::NoAnswer { best: Some(best) }

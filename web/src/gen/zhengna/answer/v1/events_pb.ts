@@ -10,7 +10,7 @@ import type { KnowledgeItem } from "./admin_pb.js";
 import { file_zhengna_answer_v1_admin } from "./admin_pb.js";
 import type { Decision, Emotion, Feedback, QuestionSource } from "./answer_pb.js";
 import { file_zhengna_answer_v1_answer } from "./answer_pb.js";
-import type { Interception } from "./moderation_pb.js";
+import type { HarassmentSignal, Interception, RestrictionLevel } from "./moderation_pb.js";
 import { file_zhengna_answer_v1_moderation } from "./moderation_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zhengna/answer/v1/events.proto.
  */
 export const file_zhengna_answer_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch56aGVuZ25hL2Fuc3dlci92MS9ldmVudHMucHJvdG8SEXpoZW5nbmEuYW5zd2VyLnYxItMDCgtBbnN3ZXJFdmVudBIUCgxhZ2dyZWdhdGVfaWQYASABKAkSLwoLb2NjdXJyZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjoKDnF1ZXN0aW9uX2Fza2VkGAogASgLMiAuemhlbmduYS5hbnN3ZXIudjEuUXVlc3Rpb25Bc2tlZEgAEjoKDmZlZWRiYWNrX2dpdmVuGAsgASgLMiAuemhlbmduYS5hbnN3ZXIudjEuRmVlZGJhY2tHaXZlbkgAEkQKE21lc3NhZ2VfaW50ZXJjZXB0ZWQYDCABKAsyJS56aGVuZ25hLmFuc3dlci52MS5NZXNzYWdlSW50ZXJjZXB0ZWRIABI6Cg5pdGVtX3B1Ymxpc2hlZBgNIAEoCzIgLnpoZW5nbmEuYW5zd2VyLnYxLkl0ZW1QdWJsaXNoZWRIABI2CgxpdGVtX3JldGlyZWQYDiABKAsyHi56aGVuZ25hLmFuc3dlci52MS5JdGVtUmV0aXJlZEgAEkAKEWZhdm91cml0ZV9jaGFuZ2VkGA8gASgLMiMuemhlbmduYS5hbnN3ZXIudjEuRmF2b3VyaXRlQ2hhbmdlZEgAQgkKB3BheWxvYWQilwEKEEZhdm91cml0ZUNoYW5nZWQSEwoLdGF4cGF5ZXJfaWQYASABKAkSDwoHaXRlbV9pZBgCIAEoCRISCgpjYXRhbG9nX2lkGAMgASgJEhAKCHF1ZXN0aW9uGAQgASgJEg8KB3ZlcnNpb24YBSABKAUSDwoHcmV0aXJlZBgGIAEoCBIVCg1zdXBlcnNlZGVkX2J5GAcgASgJItUCCg1RdWVzdGlvbkFza2VkEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRITCgt0YXhwYXllcl9pZBgCIAEoCRIQCghxdWVzdGlvbhgDIAEoCRIxCgZzb3VyY2UYBCABKA4yIS56aGVuZ25hLmFuc3dlci52MS5RdWVzdGlvblNvdXJjZRItCghkZWNpc2lvbhgFIAEoDjIbLnpoZW5nbmEuYW5zd2VyLnYxLkRlY2lzaW9uEhAKCHJlcGx5X2lkGAYgASgJEg8KB2l0ZW1faWQYByABKAkSEgoKY2F0YWxvZ19pZBgIIAEoCRIQCgh0b3BpY19pZBgJIAEoCRISCgpjb25maWRlbmNlGAogASgCEisKB2Vtb3Rpb24YCyABKA4yGi56aGVuZ25hLmFuc3dlci52MS5FbW90aW9uEhgKEHN1Z2dlc3RfdHJhbnNmZXIYDCABKAgibAoNRmVlZGJhY2tHaXZlbhIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEwoLdGF4cGF5ZXJfaWQYAiABKAkSLQoIZmVlZGJhY2sYAyABKAsyGy56aGVuZ25hLmFuc3dlci52MS5GZWVkYmFjayJkChJNZXNzYWdlSW50ZXJjZXB0ZWQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEjUKDGludGVyY2VwdGlvbhgCIAEoCzIfLnpoZW5nbmEuYW5zd2VyLnYxLkludGVyY2VwdGlvbiI/Cg1JdGVtUHVibGlzaGVkEi4KBGl0ZW0YASABKAsyIC56aGVuZ25hLmFuc3dlci52MS5Lbm93bGVkZ2VJdGVtIkkKC0l0ZW1SZXRpcmVkEg8KB2l0ZW1faWQYASABKAkSEgoKY2F0YWxvZ19pZBgCIAEoCRIVCg1zdXBlcnNlZGVkX2J5GAMgASgJYgZwcm90bzM", [file_google_protobuf_timestamp, file_zhengna_answer_v1_admin, file_zhengna_answer_v1_answer, file_zhengna_answer_v1_moderation]);
+  fileDesc("Ch56aGVuZ25hL2Fuc3dlci92MS9ldmVudHMucHJvdG8SEXpoZW5nbmEuYW5zd2VyLnYxIp8ECgtBbnN3ZXJFdmVudBIUCgxhZ2dyZWdhdGVfaWQYASABKAkSLwoLb2NjdXJyZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjoKDnF1ZXN0aW9uX2Fza2VkGAogASgLMiAuemhlbmduYS5hbnN3ZXIudjEuUXVlc3Rpb25Bc2tlZEgAEjoKDmZlZWRiYWNrX2dpdmVuGAsgASgLMiAuemhlbmduYS5hbnN3ZXIudjEuRmVlZGJhY2tHaXZlbkgAEkQKE21lc3NhZ2VfaW50ZXJjZXB0ZWQYDCABKAsyJS56aGVuZ25hLmFuc3dlci52MS5NZXNzYWdlSW50ZXJjZXB0ZWRIABI6Cg5pdGVtX3B1Ymxpc2hlZBgNIAEoCzIgLnpoZW5nbmEuYW5zd2VyLnYxLkl0ZW1QdWJsaXNoZWRIABI2CgxpdGVtX3JldGlyZWQYDiABKAsyHi56aGVuZ25hLmFuc3dlci52MS5JdGVtUmV0aXJlZEgAEkAKEWZhdm91cml0ZV9jaGFuZ2VkGA8gASgLMiMuemhlbmduYS5hbnN3ZXIudjEuRmF2b3VyaXRlQ2hhbmdlZEgAEkoKFmhhcmFzc21lbnRfaW50ZXJjZXB0ZWQYECABKAsyKC56aGVuZ25hLmFuc3dlci52MS5IYXJhc3NtZW50SW50ZXJjZXB0ZWRIAEIJCgdwYXlsb2FkIpcBChBGYXZvdXJpdGVDaGFuZ2VkEhMKC3RheHBheWVyX2lkGAEgASgJEg8KB2l0ZW1faWQYAiABKAkSEgoKY2F0YWxvZ19pZBgDIAEoCRIQCghxdWVzdGlvbhgEIAEoCRIPCgd2ZXJzaW9uGAUgASgFEg8KB3JldGlyZWQYBiABKAgSFQoNc3VwZXJzZWRlZF9ieRgHIAEoCSLVAgoNUXVlc3Rpb25Bc2tlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEwoLdGF4cGF5ZXJfaWQYAiABKAkSEAoIcXVlc3Rpb24YAyABKAkSMQoGc291cmNlGAQgASgOMiEuemhlbmduYS5hbnN3ZXIudjEuUXVlc3Rpb25Tb3VyY2USLQoIZGVjaXNpb24YBSABKA4yGy56aGVuZ25hLmFuc3dlci52MS5EZWNpc2lvbhIQCghyZXBseV9pZBgGIAEoCRIPCgdpdGVtX2lkGAcgASgJEhIKCmNhdGFsb2dfaWQYCCABKAkSEAoIdG9waWNfaWQYCSABKAkSEgoKY29uZmlkZW5jZRgKIAEoAhIrCgdlbW90aW9uGAsgASgOMhouemhlbmduYS5hbnN3ZXIudjEuRW1vdGlvbhIYChBzdWdnZXN0X3RyYW5zZmVyGAwgASgIImwKDUZlZWRiYWNrR2l2ZW4SFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEhMKC3RheHBheWVyX2lkGAIgASgJEi0KCGZlZWRiYWNrGAMgASgLMhsuemhlbmduYS5hbnN3ZXIudjEuRmVlZGJhY2siZAoSTWVzc2FnZUludGVyY2VwdGVkEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRI1CgxpbnRlcmNlcHRpb24YAiABKAsyHy56aGVuZ25hLmFuc3dlci52MS5JbnRlcmNlcHRpb24iiAIKFUhhcmFzc21lbnRJbnRlcmNlcHRlZBIRCglzZW5kZXJfaWQYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJEjQKB3NpZ25hbHMYAyADKA4yIy56aGVuZ25hLmFuc3dlci52MS5IYXJhc3NtZW50U2lnbmFsEjIKBWxldmVsGAQgASgOMiMuemhlbmduYS5hbnN3ZXIudjEuUmVzdHJpY3Rpb25MZXZlbBIPCgdzdHJpa2VzGAUgASgFEi8KC211dGVkX3VudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9pbnRlcmNlcHRpb25faWQYByABKAkiPwoNSXRlbVB1Ymxpc2hlZBIuCgRpdGVtGAEgASgLMiAuemhlbmduYS5hbnN3ZXIudjEuS25vd2xlZGdlSXRlbSJJCgtJdGVtUmV0aXJlZBIPCgdpdGVtX2lkGAEgASgJEhIKCmNhdGFsb2dfaWQYAiABKAkSFQoNc3VwZXJzZWRlZF9ieRgDIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp, file_zhengna_answer_v1_admin, file_zhengna_answer_v1_answer, file_zhengna_answer_v1_moderation]);
 
 /**
  * Envelope of every event on the Kafka topic `zhengna.answer.v1.events`.
@@ -86,6 +86,12 @@ export type AnswerEvent = Message<"zhengna.answer.v1.AnswerEvent"> & {
      */
     value: FavouriteChanged;
     case: "favouriteChanged";
+  } | {
+    /**
+     * @generated from field: zhengna.answer.v1.HarassmentIntercepted harassment_intercepted = 16;
+     */
+    value: HarassmentIntercepted;
+    case: "harassmentIntercepted";
   } | { case: undefined; value?: undefined };
 };
 
@@ -323,6 +329,69 @@ export const MessageInterceptedSchema: GenMessage<MessageIntercepted> = /*@__PUR
   messageDesc(file_zhengna_answer_v1_events, 4);
 
 /**
+ * A sender took a strike on the anti-harassment ladder (key: the sender).
+ *
+ * @generated from message zhengna.answer.v1.HarassmentIntercepted
+ */
+export type HarassmentIntercepted = Message<"zhengna.answer.v1.HarassmentIntercepted"> & {
+  /**
+   * Taxpayer (or agent) id.
+   *
+   * @generated from field: string sender_id = 1;
+   */
+  senderId: string;
+
+  /**
+   * Conversation the message belonged to, if any.
+   *
+   * @generated from field: string conversation_id = 2;
+   */
+  conversationId: string;
+
+  /**
+   * What was detected.
+   *
+   * @generated from field: repeated zhengna.answer.v1.HarassmentSignal signals = 3;
+   */
+  signals: HarassmentSignal[];
+
+  /**
+   * The step reached.
+   *
+   * @generated from field: zhengna.answer.v1.RestrictionLevel level = 4;
+   */
+  level: RestrictionLevel;
+
+  /**
+   * Strikes so far.
+   *
+   * @generated from field: int32 strikes = 5;
+   */
+  strikes: number;
+
+  /**
+   * Muted until (MUTED / BLOCKED).
+   *
+   * @generated from field: google.protobuf.Timestamp muted_until = 6;
+   */
+  mutedUntil?: Timestamp | undefined;
+
+  /**
+   * The interception record with the evidence.
+   *
+   * @generated from field: string interception_id = 7;
+   */
+  interceptionId: string;
+};
+
+/**
+ * Describes the message zhengna.answer.v1.HarassmentIntercepted.
+ * Use `create(HarassmentInterceptedSchema)` to create a new message.
+ */
+export const HarassmentInterceptedSchema: GenMessage<HarassmentIntercepted> = /*@__PURE__*/
+  messageDesc(file_zhengna_answer_v1_events, 5);
+
+/**
  * A knowledge item was published (or re-published after an edit).
  *
  * @generated from message zhengna.answer.v1.ItemPublished
@@ -341,7 +410,7 @@ export type ItemPublished = Message<"zhengna.answer.v1.ItemPublished"> & {
  * Use `create(ItemPublishedSchema)` to create a new message.
  */
 export const ItemPublishedSchema: GenMessage<ItemPublished> = /*@__PURE__*/
-  messageDesc(file_zhengna_answer_v1_events, 5);
+  messageDesc(file_zhengna_answer_v1_events, 6);
 
 /**
  * A knowledge item was retired.
@@ -376,5 +445,5 @@ export type ItemRetired = Message<"zhengna.answer.v1.ItemRetired"> & {
  * Use `create(ItemRetiredSchema)` to create a new message.
  */
 export const ItemRetiredSchema: GenMessage<ItemRetired> = /*@__PURE__*/
-  messageDesc(file_zhengna_answer_v1_events, 6);
+  messageDesc(file_zhengna_answer_v1_events, 7);
 

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zhengna/answer/v1/moderation.proto.
  */
 export const file_zhengna_answer_v1_moderation: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aGVuZ25hL2Fuc3dlci92MS9tb2RlcmF0aW9uLnByb3RvEhF6aGVuZ25hLmFuc3dlci52MSKzAQoMU2Vuc2l0aXZlSGl0EgwKBHdvcmQYASABKAkSNgoIY2F0ZWdvcnkYAiABKA4yJC56aGVuZ25hLmFuc3dlci52MS5TZW5zaXRpdmVDYXRlZ29yeRIpCgRzcGFuGAMgASgLMhsuemhlbmduYS5hbnN3ZXIudjEuVGV4dFNwYW4SMgoGYWN0aW9uGAQgASgOMiIuemhlbmduYS5hbnN3ZXIudjEuU2Vuc2l0aXZlQWN0aW9uIp4BChNDaGVja0NvbnRlbnRSZXF1ZXN0EgwKBHRleHQYASABKAkSNgoJZGlyZWN0aW9uGAIgASgOMiMuemhlbmduYS5hbnN3ZXIudjEuQ29udGVudERpcmVjdGlvbhIXCg9jb252ZXJzYXRpb25faWQYAyABKAkSEQoJc2VuZGVyX2lkGAQgASgJEhUKDWNsaWVudF9tc2dfaWQYBSABKAkioQMKFENoZWNrQ29udGVudFJlc3BvbnNlEjUKB3ZlcmRpY3QYASABKA4yJC56aGVuZ25hLmFuc3dlci52MS5Nb2RlcmF0aW9uVmVyZGljdBITCgttYXNrZWRfdGV4dBgCIAEoCRItCgRoaXRzGAMgAygLMh8uemhlbmduYS5hbnN3ZXIudjEuU2Vuc2l0aXZlSGl0EisKB2Vtb3Rpb24YBCABKA4yGi56aGVuZ25hLmFuc3dlci52MS5FbW90aW9uEhUKDWVtb3Rpb25fc2NvcmUYBSABKAISPwoSaGFyYXNzbWVudF9zaWduYWxzGAYgAygOMiMuemhlbmduYS5hbnN3ZXIudjEuSGFyYXNzbWVudFNpZ25hbBIvCgttdXRlZF91bnRpbBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGbm90aWNlGAggASgJEhUKDWNhbG1pbmdfcmVwbHkYCSABKAkSGAoQc3VnZ2VzdF90cmFuc2ZlchgKIAEoCBIXCg9pbnRlcmNlcHRpb25faWQYCyABKAkikAMKDEludGVyY2VwdGlvbhIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CglkaXJlY3Rpb24YAyABKA4yIy56aGVuZ25hLmFuc3dlci52MS5Db250ZW50RGlyZWN0aW9uEjUKB3ZlcmRpY3QYBCABKA4yJC56aGVuZ25hLmFuc3dlci52MS5Nb2RlcmF0aW9uVmVyZGljdBIXCg9jb252ZXJzYXRpb25faWQYBSABKAkSEQoJc2VuZGVyX2lkGAYgASgJEgwKBHRleHQYByABKAkSLQoEaGl0cxgIIAMoCzIfLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUhpdBI/ChJoYXJhc3NtZW50X3NpZ25hbHMYCSADKA4yIy56aGVuZ25hLmFuc3dlci52MS5IYXJhc3NtZW50U2lnbmFsEisKB2Vtb3Rpb24YCiABKA4yGi56aGVuZ25hLmFuc3dlci52MS5FbW90aW9uIpECChhMaXN0SW50ZXJjZXB0aW9uc1JlcXVlc3QSLAoGcGVyaW9kGAEgASgLMhwuemhlbmduYS5jb21tb24udjEuVGltZVJhbmdlEjYKCWRpcmVjdGlvbhgCIAEoDjIjLnpoZW5nbmEuYW5zd2VyLnYxLkNvbnRlbnREaXJlY3Rpb24SNQoHdmVyZGljdBgDIAEoDjIkLnpoZW5nbmEuYW5zd2VyLnYxLk1vZGVyYXRpb25WZXJkaWN0EhcKD2NvbnZlcnNhdGlvbl9pZBgEIAEoCRIRCglzZW5kZXJfaWQYBSABKAkSLAoEcGFnZRgGIAEoCzIeLnpoZW5nbmEuY29tbW9uLnYxLlBhZ2VSZXF1ZXN0IoIBChlMaXN0SW50ZXJjZXB0aW9uc1Jlc3BvbnNlEjYKDWludGVyY2VwdGlvbnMYASADKAsyHy56aGVuZ25hLmFuc3dlci52MS5JbnRlcmNlcHRpb24SLQoEcGFnZRgCIAEoCzIfLnpoZW5nbmEuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSJKChtHZXRJbnRlcmNlcHRpb25TdGF0c1JlcXVlc3QSKwoFZGF0ZXMYASABKAsyHC56aGVuZ25hLmNvbW1vbi52MS5EYXRlUmFuZ2UimQEKFEludGVyY2VwdGlvbkRheVN0YXRzEiUKBGRhdGUYASABKAsyFy56aGVuZ25hLmNvbW1vbi52MS5EYXRlEg8KB2NoZWNrZWQYAiABKAMSDgoGbWFza2VkGAMgASgDEg8KB2Jsb2NrZWQYBCABKAMSEQoJdGhyb3R0bGVkGAUgASgDEhUKDW11dGVkX3NlbmRlcnMYBiABKAMiVQocR2V0SW50ZXJjZXB0aW9uU3RhdHNSZXNwb25zZRI1CgRkYXlzGAEgAygLMicuemhlbmduYS5hbnN3ZXIudjEuSW50ZXJjZXB0aW9uRGF5U3RhdHMi8gEKDVNlbnNpdGl2ZVdvcmQSDAoEd29yZBgBIAEoCRI2CghjYXRlZ29yeRgCIAEoDjIkLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUNhdGVnb3J5EjIKBmFjdGlvbhgDIAEoDjIiLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUFjdGlvbhI3CgpkaXJlY3Rpb25zGAQgAygOMiMuemhlbmduYS5hbnN3ZXIudjEuQ29udGVudERpcmVjdGlvbhIuCgp1cGRhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKQAQoZTGlzdFNlbnNpdGl2ZVdvcmRzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRI2CghjYXRlZ29yeRgCIAEoDjIkLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUNhdGVnb3J5EiwKBHBhZ2UYAyABKAsyHi56aGVuZ25hLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJ8ChpMaXN0U2Vuc2l0aXZlV29yZHNSZXNwb25zZRIvCgV3b3JkcxgBIAMoCzIgLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZVdvcmQSLQoEcGFnZRgCIAEoCzIfLnpoZW5nbmEuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSJLChhBZGRTZW5zaXRpdmVXb3Jkc1JlcXVlc3QSLwoFd29yZHMYASADKAsyIC56aGVuZ25hLmFuc3dlci52MS5TZW5zaXRpdmVXb3JkIjsKGUFkZFNlbnNpdGl2ZVdvcmRzUmVzcG9uc2USDQoFYWRkZWQYASABKAUSDwoHdXBkYXRlZBgCIAEoBSIsChtSZW1vdmVTZW5zaXRpdmVXb3Jkc1JlcXVlc3QSDQoFd29yZHMYASADKAkiLwocUmVtb3ZlU2Vuc2l0aXZlV29yZHNSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgFKqEBChBDb250ZW50RGlyZWN0aW9uEiEKHUNPTlRFTlRfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASJAogQ09OVEVOVF9ESVJFQ1RJT05fVEFYUEFZRVJfSU5QVVQQARIgChxDT05URU5UX0RJUkVDVElPTl9CT1RfT1VUUFVUEAISIgoeQ09OVEVOVF9ESVJFQ1RJT05fQUdFTlRfT1VUUFVUEAMqsQEKEU1vZGVyYXRpb25WZXJkaWN0EiIKHk1PREVSQVRJT05fVkVSRElDVF9VTlNQRUNJRklFRBAAEhwKGE1PREVSQVRJT05fVkVSRElDVF9BTExPVxABEhsKF01PREVSQVRJT05fVkVSRElDVF9NQVNLEAISHAoYTU9ERVJBVElPTl9WRVJESUNUX0JMT0NLEAMSHwobTU9ERVJBVElPTl9WRVJESUNUX1RIUk9UVExFEAQqtwIKEVNlbnNpdGl2ZUNhdGVnb3J5EiIKHlNFTlNJVElWRV9DQVRFR09SWV9VTlNQRUNJRklFRBAAEiAKHFNFTlNJVElWRV9DQVRFR09SWV9QT0xJVElDQUwQARIcChhTRU5TSVRJVkVfQ0FURUdPUllfQUJVU0UQAhIbChdTRU5TSVRJVkVfQ0FURUdPUllfUE9SThADEh8KG1NFTlNJVElWRV9DQVRFR09SWV9WSU9MRU5DRRAEEh4KGlNFTlNJVElWRV9DQVRFR09SWV9JTExFR0FMEAUSIgoeU0VOU0lUSVZFX0NBVEVHT1JZX0FEVkVSVElTSU5HEAYSHgoaU0VOU0lUSVZFX0NBVEVHT1JZX1BSSVZBQ1kQBxIcChhTRU5TSVRJVkVfQ0FURUdPUllfT1RIRVIQCCpqCg9TZW5zaXRpdmVBY3Rpb24SIAocU0VOU0lUSVZFX0FDVElPTl9VTlNQRUNJRklFRBAAEhkKFVNFTlNJVElWRV9BQ1RJT05fTUFTSxABEhoKFlNFTlNJVElWRV9BQ1RJT05fQkxPQ0sQAiqyAQoQSGFyYXNzbWVudFNpZ25hbBIhCh1IQVJBU1NNRU5UX1NJR05BTF9VTlNQRUNJRklFRBAAEhsKF0hBUkFTU01FTlRfU0lHTkFMX0ZMT09EEAESIAocSEFSQVNTTUVOVF9TSUdOQUxfUkVQRVRJVElPThACEhsKF0hBUkFTU01FTlRfU0lHTkFMX0FCVVNFEAMSHwobSEFSQVNTTUVOVF9TSUdOQUxfSU5KRUNUSU9OEAQydAoRTW9kZXJhdGlvblNlcnZpY2USXwoMQ2hlY2tDb250ZW50EiYuemhlbmduYS5hbnN3ZXIudjEuQ2hlY2tDb250ZW50UmVxdWVzdBonLnpoZW5nbmEuYW5zd2VyLnYxLkNoZWNrQ29udGVudFJlc3BvbnNlMt0EChZNb2RlcmF0aW9uQWRtaW5TZXJ2aWNlEm4KEUxpc3RJbnRlcmNlcHRpb25zEisuemhlbmduYS5hbnN3ZXIudjEuTGlzdEludGVyY2VwdGlvbnNSZXF1ZXN0GiwuemhlbmduYS5hbnN3ZXIudjEuTGlzdEludGVyY2VwdGlvbnNSZXNwb25zZRJ3ChRHZXRJbnRlcmNlcHRpb25TdGF0cxIuLnpoZW5nbmEuYW5zd2VyLnYxLkdldEludGVyY2VwdGlvblN0YXRzUmVxdWVzdBovLnpoZW5nbmEuYW5zd2VyLnYxLkdldEludGVyY2VwdGlvblN0YXRzUmVzcG9uc2UScQoSTGlzdFNlbnNpdGl2ZVdvcmRzEiwuemhlbmduYS5hbnN3ZXIudjEuTGlzdFNlbnNpdGl2ZVdvcmRzUmVxdWVzdBotLnpoZW5nbmEuYW5zd2VyLnYxLkxpc3RTZW5zaXRpdmVXb3Jkc1Jlc3BvbnNlEm4KEUFkZFNlbnNpdGl2ZVdvcmRzEisuemhlbmduYS5hbnN3ZXIudjEuQWRkU2Vuc2l0aXZlV29yZHNSZXF1ZXN0GiwuemhlbmduYS5hbnN3ZXIudjEuQWRkU2Vuc2l0aXZlV29yZHNSZXNwb25zZRJ3ChRSZW1vdmVTZW5zaXRpdmVXb3JkcxIuLnpoZW5nbmEuYW5zd2VyLnYxLlJlbW92ZVNlbnNpdGl2ZVdvcmRzUmVxdWVzdBovLnpoZW5nbmEuYW5zd2VyLnYxLlJlbW92ZVNlbnNpdGl2ZVdvcmRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_zhengna_answer_v1_answer, file_zhengna_common_v1_common]);
+  fileDesc("CiJ6aGVuZ25hL2Fuc3dlci92MS9tb2RlcmF0aW9uLnByb3RvEhF6aGVuZ25hLmFuc3dlci52MSKzAQoMU2Vuc2l0aXZlSGl0EgwKBHdvcmQYASABKAkSNgoIY2F0ZWdvcnkYAiABKA4yJC56aGVuZ25hLmFuc3dlci52MS5TZW5zaXRpdmVDYXRlZ29yeRIpCgRzcGFuGAMgASgLMhsuemhlbmduYS5hbnN3ZXIudjEuVGV4dFNwYW4SMgoGYWN0aW9uGAQgASgOMiIuemhlbmduYS5hbnN3ZXIudjEuU2Vuc2l0aXZlQWN0aW9uIp4BChNDaGVja0NvbnRlbnRSZXF1ZXN0EgwKBHRleHQYASABKAkSNgoJZGlyZWN0aW9uGAIgASgOMiMuemhlbmduYS5hbnN3ZXIudjEuQ29udGVudERpcmVjdGlvbhIXCg9jb252ZXJzYXRpb25faWQYAyABKAkSEQoJc2VuZGVyX2lkGAQgASgJEhUKDWNsaWVudF9tc2dfaWQYBSABKAkioQMKFENoZWNrQ29udGVudFJlc3BvbnNlEjUKB3ZlcmRpY3QYASABKA4yJC56aGVuZ25hLmFuc3dlci52MS5Nb2RlcmF0aW9uVmVyZGljdBITCgttYXNrZWRfdGV4dBgCIAEoCRItCgRoaXRzGAMgAygLMh8uemhlbmduYS5hbnN3ZXIudjEuU2Vuc2l0aXZlSGl0EisKB2Vtb3Rpb24YBCABKA4yGi56aGVuZ25hLmFuc3dlci52MS5FbW90aW9uEhUKDWVtb3Rpb25fc2NvcmUYBSABKAISPwoSaGFyYXNzbWVudF9zaWduYWxzGAYgAygOMiMuemhlbmduYS5hbnN3ZXIudjEuSGFyYXNzbWVudFNpZ25hbBIvCgttdXRlZF91bnRpbBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGbm90aWNlGAggASgJEhUKDWNhbG1pbmdfcmVwbHkYCSABKAkSGAoQc3VnZ2VzdF90cmFuc2ZlchgKIAEoCBIXCg9pbnRlcmNlcHRpb25faWQYCyABKAkikAMKDEludGVyY2VwdGlvbhIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CglkaXJlY3Rpb24YAyABKA4yIy56aGVuZ25hLmFuc3dlci52MS5Db250ZW50RGlyZWN0aW9uEjUKB3ZlcmRpY3QYBCABKA4yJC56aGVuZ25hLmFuc3dlci52MS5Nb2RlcmF0aW9uVmVyZGljdBIXCg9jb252ZXJzYXRpb25faWQYBSABKAkSEQoJc2VuZGVyX2lkGAYgASgJEgwKBHRleHQYByABKAkSLQoEaGl0cxgIIAMoCzIfLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUhpdBI/ChJoYXJhc3NtZW50X3NpZ25hbHMYCSADKA4yIy56aGVuZ25hLmFuc3dlci52MS5IYXJhc3NtZW50U2lnbmFsEisKB2Vtb3Rpb24YCiABKA4yGi56aGVuZ25hLmFuc3dlci52MS5FbW90aW9uIpECChhMaXN0SW50ZXJjZXB0aW9uc1JlcXVlc3QSLAoGcGVyaW9kGAEgASgLMhwuemhlbmduYS5jb21tb24udjEuVGltZVJhbmdlEjYKCWRpcmVjdGlvbhgCIAEoDjIjLnpoZW5nbmEuYW5zd2VyLnYxLkNvbnRlbnREaXJlY3Rpb24SNQoHdmVyZGljdBgDIAEoDjIkLnpoZW5nbmEuYW5zd2VyLnYxLk1vZGVyYXRpb25WZXJkaWN0EhcKD2NvbnZlcnNhdGlvbl9pZBgEIAEoCRIRCglzZW5kZXJfaWQYBSABKAkSLAoEcGFnZRgGIAEoCzIeLnpoZW5nbmEuY29tbW9uLnYxLlBhZ2VSZXF1ZXN0IoIBChlMaXN0SW50ZXJjZXB0aW9uc1Jlc3BvbnNlEjYKDWludGVyY2VwdGlvbnMYASADKAsyHy56aGVuZ25hLmFuc3dlci52MS5JbnRlcmNlcHRpb24SLQoEcGFnZRgCIAEoCzIfLnpoZW5nbmEuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSJKChtHZXRJbnRlcmNlcHRpb25TdGF0c1JlcXVlc3QSKwoFZGF0ZXMYASABKAsyHC56aGVuZ25hLmNvbW1vbi52MS5EYXRlUmFuZ2UimQEKFEludGVyY2VwdGlvbkRheVN0YXRzEiUKBGRhdGUYASABKAsyFy56aGVuZ25hLmNvbW1vbi52MS5EYXRlEg8KB2NoZWNrZWQYAiABKAMSDgoGbWFza2VkGAMgASgDEg8KB2Jsb2NrZWQYBCABKAMSEQoJdGhyb3R0bGVkGAUgASgDEhUKDW11dGVkX3NlbmRlcnMYBiABKAMiVQocR2V0SW50ZXJjZXB0aW9uU3RhdHNSZXNwb25zZRI1CgRkYXlzGAEgAygLMicuemhlbmduYS5hbnN3ZXIudjEuSW50ZXJjZXB0aW9uRGF5U3RhdHMi8gEKDVNlbnNpdGl2ZVdvcmQSDAoEd29yZBgBIAEoCRI2CghjYXRlZ29yeRgCIAEoDjIkLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUNhdGVnb3J5EjIKBmFjdGlvbhgDIAEoDjIiLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUFjdGlvbhI3CgpkaXJlY3Rpb25zGAQgAygOMiMuemhlbmduYS5hbnN3ZXIudjEuQ29udGVudERpcmVjdGlvbhIuCgp1cGRhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKQAQoZTGlzdFNlbnNpdGl2ZVdvcmRzUmVxdWVzdBINCgVxdWVyeRgBIAEoCRI2CghjYXRlZ29yeRgCIAEoDjIkLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZUNhdGVnb3J5EiwKBHBhZ2UYAyABKAsyHi56aGVuZ25hLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJ8ChpMaXN0U2Vuc2l0aXZlV29yZHNSZXNwb25zZRIvCgV3b3JkcxgBIAMoCzIgLnpoZW5nbmEuYW5zd2VyLnYxLlNlbnNpdGl2ZVdvcmQSLQoEcGFnZRgCIAEoCzIfLnpoZW5nbmEuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSJLChhBZGRTZW5zaXRpdmVXb3Jkc1JlcXVlc3QSLwoFd29yZHMYASADKAsyIC56aGVuZ25hLmFuc3dlci52MS5TZW5zaXRpdmVXb3JkIjsKGUFkZFNlbnNpdGl2ZVdvcmRzUmVzcG9uc2USDQoFYWRkZWQYASABKAUSDwoHdXBkYXRlZBgCIAEoBSIsChtSZW1vdmVTZW5zaXRpdmVXb3Jkc1JlcXVlc3QSDQoFd29yZHMYASADKAkiLwocUmVtb3ZlU2Vuc2l0aXZlV29yZHNSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgFIvACCgtSZXN0cmljdGlvbhIRCglzZW5kZXJfaWQYASABKAkSMgoFbGV2ZWwYAiABKA4yIy56aGVuZ25hLmFuc3dlci52MS5SZXN0cmljdGlvbkxldmVsEg8KB3N0cmlrZXMYAyABKAUSLwoLbXV0ZWRfdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc3RyaWtlX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0CgdzaWduYWxzGAYgAygOMiMuemhlbmduYS5hbnN3ZXIudjEuSGFyYXNzbWVudFNpZ25hbBIXCg9pbnRlcmNlcHRpb25faWQYByABKAkSEQoJbGlmdGVkX2J5GAggASgJEhMKC2xpZnRfcmVhc29uGAkgASgJEi0KCWxpZnRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibwoXTGlzdFJlc3RyaWN0aW9uc1JlcXVlc3QSEwoLYWN0aXZlX29ubHkYASABKAgSEQoJc2VuZGVyX2lkGAIgASgJEiwKBHBhZ2UYAyABKAsyHi56aGVuZ25hLmNvbW1vbi52MS5QYWdlUmVxdWVzdCJ/ChhMaXN0UmVzdHJpY3Rpb25zUmVzcG9uc2USNAoMcmVzdHJpY3Rpb25zGAEgAygLMh4uemhlbmduYS5hbnN3ZXIudjEuUmVzdHJpY3Rpb24SLQoEcGFnZRgCIAEoCzIfLnpoZW5nbmEuY29tbW9uLnYxLlBhZ2VSZXNwb25zZSI7ChZMaWZ0UmVzdHJpY3Rpb25SZXF1ZXN0EhEKCXNlbmRlcl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTgoXTGlmdFJlc3RyaWN0aW9uUmVzcG9uc2USMwoLcmVzdHJpY3Rpb24YASABKAsyHi56aGVuZ25hLmFuc3dlci52MS5SZXN0cmljdGlvbiqhAQoQQ29udGVudERpcmVjdGlvbhIhCh1DT05URU5UX0RJUkVDVElPTl9VTlNQRUNJRklFRBAAEiQKIENPTlRFTlRfRElSRUNUSU9OX1RBWFBBWUVSX0lOUFVUEAESIAocQ09OVEVOVF9ESVJFQ1RJT05fQk9UX09VVFBVVBACEiIKHkNPTlRFTlRfRElSRUNUSU9OX0FHRU5UX09VVFBVVBADKrEBChFNb2RlcmF0aW9uVmVyZGljdBIiCh5NT0RFUkFUSU9OX1ZFUkRJQ1RfVU5TUEVDSUZJRUQQABIcChhNT0RFUkFUSU9OX1ZFUkRJQ1RfQUxMT1cQARIbChdNT0RFUkFUSU9OX1ZFUkRJQ1RfTUFTSxACEhwKGE1PREVSQVRJT05fVkVSRElDVF9CTE9DSxADEh8KG01PREVSQVRJT05fVkVSRElDVF9USFJPVFRMRRAEKrcCChFTZW5zaXRpdmVDYXRlZ29yeRIiCh5TRU5TSVRJVkVfQ0FURUdPUllfVU5TUEVDSUZJRUQQABIgChxTRU5TSVRJVkVfQ0FURUdPUllfUE9MSVRJQ0FMEAESHAoYU0VOU0lUSVZFX0NBVEVHT1JZX0FCVVNFEAISGwoXU0VOU0lUSVZFX0NBVEVHT1JZX1BPUk4QAxIfChtTRU5TSVRJVkVfQ0FURUdPUllfVklPTEVOQ0UQBBIeChpTRU5TSVRJVkVfQ0FURUdPUllfSUxMRUdBTBAFEiIKHlNFTlNJVElWRV9DQVRFR09SWV9BRFZFUlRJU0lORxAGEh4KGlNFTlNJVElWRV9DQVRFR09SWV9QUklWQUNZEAcSHAoYU0VOU0lUSVZFX0NBVEVHT1JZX09USEVSEAgqagoPU2Vuc2l0aXZlQWN0aW9uEiAKHFNFTlNJVElWRV9BQ1RJT05fVU5TUEVDSUZJRUQQABIZChVTRU5TSVRJVkVfQUNUSU9OX01BU0sQARIaChZTRU5TSVRJVkVfQUNUSU9OX0JMT0NLEAIqsgEKEEhhcmFzc21lbnRTaWduYWwSIQodSEFSQVNTTUVOVF9TSUdOQUxfVU5TUEVDSUZJRUQQABIbChdIQVJBU1NNRU5UX1NJR05BTF9GTE9PRBABEiAKHEhBUkFTU01FTlRfU0lHTkFMX1JFUEVUSVRJT04QAhIbChdIQVJBU1NNRU5UX1NJR05BTF9BQlVTRRADEh8KG0hBUkFTU01FTlRfU0lHTkFMX0lOSkVDVElPThAEKq0BChBSZXN0cmljdGlvbkxldmVsEiEKHVJFU1RSSUNUSU9OX0xFVkVMX1VOU1BFQ0lGSUVEEAASHAoYUkVTVFJJQ1RJT05fTEVWRUxfV0FSTkVEEAESGwoXUkVTVFJJQ1RJT05fTEVWRUxfTVVURUQQAhIdChlSRVNUUklDVElPTl9MRVZFTF9CTE9DS0VEEAMSHAoYUkVTVFJJQ1RJT05fTEVWRUxfTElGVEVEEAQydAoRTW9kZXJhdGlvblNlcnZpY2USXwoMQ2hlY2tDb250ZW50EiYuemhlbmduYS5hbnN3ZXIudjEuQ2hlY2tDb250ZW50UmVxdWVzdBonLnpoZW5nbmEuYW5zd2VyLnYxLkNoZWNrQ29udGVudFJlc3BvbnNlMrQGChZNb2RlcmF0aW9uQWRtaW5TZXJ2aWNlEm4KEUxpc3RJbnRlcmNlcHRpb25zEisuemhlbmduYS5hbnN3ZXIudjEuTGlzdEludGVyY2VwdGlvbnNSZXF1ZXN0GiwuemhlbmduYS5hbnN3ZXIudjEuTGlzdEludGVyY2VwdGlvbnNSZXNwb25zZRJ3ChRHZXRJbnRlcmNlcHRpb25TdGF0cxIuLnpoZW5nbmEuYW5zd2VyLnYxLkdldEludGVyY2VwdGlvblN0YXRzUmVxdWVzdBovLnpoZW5nbmEuYW5zd2VyLnYxLkdldEludGVyY2VwdGlvblN0YXRzUmVzcG9uc2UScQoSTGlzdFNlbnNpdGl2ZVdvcmRzEiwuemhlbmduYS5hbnN3ZXIudjEuTGlzdFNlbnNpdGl2ZVdvcmRzUmVxdWVzdBotLnpoZW5nbmEuYW5zd2VyLnYxLkxpc3RTZW5zaXRpdmVXb3Jkc1Jlc3BvbnNlEm4KEUFkZFNlbnNpdGl2ZVdvcmRzEisuemhlbmduYS5hbnN3ZXIudjEuQWRkU2Vuc2l0aXZlV29yZHNSZXF1ZXN0GiwuemhlbmduYS5hbnN3ZXIudjEuQWRkU2Vuc2l0aXZlV29yZHNSZXNwb25zZRJ3ChRSZW1vdmVTZW5zaXRpdmVXb3JkcxIuLnpoZW5nbmEuYW5zd2VyLnYxLlJlbW92ZVNlbnNpdGl2ZVdvcmRzUmVxdWVzdBovLnpoZW5nbmEuYW5zd2VyLnYxLlJlbW92ZVNlbnNpdGl2ZVdvcmRzUmVzcG9uc2USawoQTGlzdFJlc3RyaWN0aW9ucxIqLnpoZW5nbmEuYW5zd2VyLnYxLkxpc3RSZXN0cmljdGlvbnNSZXF1ZXN0GisuemhlbmduYS5hbnN3ZXIudjEuTGlzdFJlc3RyaWN0aW9uc1Jlc3BvbnNlEmgKD0xpZnRSZXN0cmljdGlvbhIpLnpoZW5nbmEuYW5zd2VyLnYxLkxpZnRSZXN0cmljdGlvblJlcXVlc3QaKi56aGVuZ25hLmFuc3dlci52MS5MaWZ0UmVzdHJpY3Rpb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_zhengna_answer_v1_answer, file_zhengna_common_v1_common]);
 
 /**
  * One sensitive-word occurrence.
@@ -646,6 +646,190 @@ export const RemoveSensitiveWordsResponseSchema: GenMessage<RemoveSensitiveWords
   messageDesc(file_zhengna_answer_v1_moderation, 15);
 
 /**
+ * A sender's standing on the anti-harassment ladder.
+ *
+ * @generated from message zhengna.answer.v1.Restriction
+ */
+export type Restriction = Message<"zhengna.answer.v1.Restriction"> & {
+  /**
+   * Taxpayer (or agent) id.
+   *
+   * @generated from field: string sender_id = 1;
+   */
+  senderId: string;
+
+  /**
+   * Current step.
+   *
+   * @generated from field: zhengna.answer.v1.RestrictionLevel level = 2;
+   */
+  level: RestrictionLevel;
+
+  /**
+   * Strikes counted since the last lift or decay (moderation.strike_decay_hours).
+   *
+   * @generated from field: int32 strikes = 3;
+   */
+  strikes: number;
+
+  /**
+   * Muted until (MUTED / BLOCKED); unset otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp muted_until = 4;
+   */
+  mutedUntil?: Timestamp | undefined;
+
+  /**
+   * When the last strike was counted.
+   *
+   * @generated from field: google.protobuf.Timestamp last_strike_at = 5;
+   */
+  lastStrikeAt?: Timestamp | undefined;
+
+  /**
+   * Signals of the last strike.
+   *
+   * @generated from field: repeated zhengna.answer.v1.HarassmentSignal signals = 6;
+   */
+  signals: HarassmentSignal[];
+
+  /**
+   * Interception record of the last strike (evidence).
+   *
+   * @generated from field: string interception_id = 7;
+   */
+  interceptionId: string;
+
+  /**
+   * Who lifted it and why (LIFTED only).
+   *
+   * @generated from field: string lifted_by = 8;
+   */
+  liftedBy: string;
+
+  /**
+   * @generated from field: string lift_reason = 9;
+   */
+  liftReason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp lifted_at = 10;
+   */
+  liftedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zhengna.answer.v1.Restriction.
+ * Use `create(RestrictionSchema)` to create a new message.
+ */
+export const RestrictionSchema: GenMessage<Restriction> = /*@__PURE__*/
+  messageDesc(file_zhengna_answer_v1_moderation, 16);
+
+/**
+ * @generated from message zhengna.answer.v1.ListRestrictionsRequest
+ */
+export type ListRestrictionsRequest = Message<"zhengna.answer.v1.ListRestrictionsRequest"> & {
+  /**
+   * Only senders muted or blocked right now.
+   *
+   * @generated from field: bool active_only = 1;
+   */
+  activeOnly: boolean;
+
+  /**
+   * Only this sender (exact).
+   *
+   * @generated from field: string sender_id = 2;
+   */
+  senderId: string;
+
+  /**
+   * Paging.
+   *
+   * @generated from field: zhengna.common.v1.PageRequest page = 3;
+   */
+  page?: PageRequest | undefined;
+};
+
+/**
+ * Describes the message zhengna.answer.v1.ListRestrictionsRequest.
+ * Use `create(ListRestrictionsRequestSchema)` to create a new message.
+ */
+export const ListRestrictionsRequestSchema: GenMessage<ListRestrictionsRequest> = /*@__PURE__*/
+  messageDesc(file_zhengna_answer_v1_moderation, 17);
+
+/**
+ * @generated from message zhengna.answer.v1.ListRestrictionsResponse
+ */
+export type ListRestrictionsResponse = Message<"zhengna.answer.v1.ListRestrictionsResponse"> & {
+  /**
+   * Restrictions, most recent strike first.
+   *
+   * @generated from field: repeated zhengna.answer.v1.Restriction restrictions = 1;
+   */
+  restrictions: Restriction[];
+
+  /**
+   * Paging.
+   *
+   * @generated from field: zhengna.common.v1.PageResponse page = 2;
+   */
+  page?: PageResponse | undefined;
+};
+
+/**
+ * Describes the message zhengna.answer.v1.ListRestrictionsResponse.
+ * Use `create(ListRestrictionsResponseSchema)` to create a new message.
+ */
+export const ListRestrictionsResponseSchema: GenMessage<ListRestrictionsResponse> = /*@__PURE__*/
+  messageDesc(file_zhengna_answer_v1_moderation, 18);
+
+/**
+ * @generated from message zhengna.answer.v1.LiftRestrictionRequest
+ */
+export type LiftRestrictionRequest = Message<"zhengna.answer.v1.LiftRestrictionRequest"> & {
+  /**
+   * The sender to lift.
+   *
+   * @generated from field: string sender_id = 1;
+   */
+  senderId: string;
+
+  /**
+   * Why (1-200 characters), kept with the record.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message zhengna.answer.v1.LiftRestrictionRequest.
+ * Use `create(LiftRestrictionRequestSchema)` to create a new message.
+ */
+export const LiftRestrictionRequestSchema: GenMessage<LiftRestrictionRequest> = /*@__PURE__*/
+  messageDesc(file_zhengna_answer_v1_moderation, 19);
+
+/**
+ * @generated from message zhengna.answer.v1.LiftRestrictionResponse
+ */
+export type LiftRestrictionResponse = Message<"zhengna.answer.v1.LiftRestrictionResponse"> & {
+  /**
+   * The restriction as it now stands (LIFTED).
+   *
+   * @generated from field: zhengna.answer.v1.Restriction restriction = 1;
+   */
+  restriction?: Restriction | undefined;
+};
+
+/**
+ * Describes the message zhengna.answer.v1.LiftRestrictionResponse.
+ * Use `create(LiftRestrictionResponseSchema)` to create a new message.
+ */
+export const LiftRestrictionResponseSchema: GenMessage<LiftRestrictionResponse> = /*@__PURE__*/
+  messageDesc(file_zhengna_answer_v1_moderation, 20);
+
+/**
  * Which way a checked text is going.
  *
  * @generated from enum zhengna.answer.v1.ContentDirection
@@ -884,6 +1068,52 @@ export const HarassmentSignalSchema: GenEnum<HarassmentSignal> = /*@__PURE__*/
   enumDesc(file_zhengna_answer_v1_moderation, 4);
 
 /**
+ * A sender's step on the anti-harassment ladder (warn → mute → block).
+ *
+ * @generated from enum zhengna.answer.v1.RestrictionLevel
+ */
+export enum RestrictionLevel {
+  /**
+   * @generated from enum value: RESTRICTION_LEVEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Warned once; messages are still handled.
+   *
+   * @generated from enum value: RESTRICTION_LEVEL_WARNED = 1;
+   */
+  WARNED = 1,
+
+  /**
+   * Muted for the configured minutes (moderation.mute_minutes).
+   *
+   * @generated from enum value: RESTRICTION_LEVEL_MUTED = 2;
+   */
+  MUTED = 2,
+
+  /**
+   * Blocked for the configured hours (moderation.block_hours).
+   *
+   * @generated from enum value: RESTRICTION_LEVEL_BLOCKED = 3;
+   */
+  BLOCKED = 3,
+
+  /**
+   * Lifted by a supervisor; strikes start again from zero.
+   *
+   * @generated from enum value: RESTRICTION_LEVEL_LIFTED = 4;
+   */
+  LIFTED = 4,
+}
+
+/**
+ * Describes the enum zhengna.answer.v1.RestrictionLevel.
+ */
+export const RestrictionLevelSchema: GenEnum<RestrictionLevel> = /*@__PURE__*/
+  enumDesc(file_zhengna_answer_v1_moderation, 5);
+
+/**
  * ModerationService is the content checkpoint (敏感词控制, 语义识别 and 防攻击骚扰).
  * Internal: called by the session service on every taxpayer message, bot answer and agent
  * message before it is stored or delivered; the gateway does not expose it to browsers.
@@ -963,6 +1193,26 @@ export const ModerationAdminService: GenService<{
     methodKind: "unary";
     input: typeof RemoveSensitiveWordsRequestSchema;
     output: typeof RemoveSensitiveWordsResponseSchema;
+  },
+  /**
+   * Lists senders on the harassment ladder (warned, muted or blocked), most recent first.
+   *
+   * @generated from rpc zhengna.answer.v1.ModerationAdminService.ListRestrictions
+   */
+  listRestrictions: {
+    methodKind: "unary";
+    input: typeof ListRestrictionsRequestSchema;
+    output: typeof ListRestrictionsResponseSchema;
+  },
+  /**
+   * Lifts a sender's restriction: unmutes them and clears their strikes.
+   *
+   * @generated from rpc zhengna.answer.v1.ModerationAdminService.LiftRestriction
+   */
+  liftRestriction: {
+    methodKind: "unary";
+    input: typeof LiftRestrictionRequestSchema;
+    output: typeof LiftRestrictionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zhengna_answer_v1_moderation, 1);
