@@ -434,14 +434,28 @@ async fn taken_triggers(conn: &mut PgConnection, except: Option<Uuid>) -> Result
     Ok(Trees::new(rows.into_iter().map(|(id, triggers)| Tree { id, triggers, root: empty.clone() }).collect()))
 }
 
+/// One editor at a time changes triggers, so two trees never claim the same word.
+async fn lock_trees(conn: &mut PgConnection) -> Result<(), ApiError> {
+    sqlx::query("LOCK TABLE clarification_trees IN SHARE ROW EXCLUSIVE MODE").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Checks a tree (tree `except` being replaced) under the trees' lock, against the
+/// published items and the other enabled trees' triggers.
+async fn checked(
+    conn: &mut PgConnection,
+    t: &pb::ClarificationTree,
+    except: Option<Uuid>,
+) -> Result<(Vec<String>, Node), ApiError> {
+    lock_trees(conn).await?;
+    let items = published(conn).await?;
+    let others = taken_triggers(conn, except).await?;
+    tree_from_proto(t, &|k| resolve(&items, k), &|g| t.enabled && others.trigger_taken(g, except))
+}
+
 pub async fn create_tree(pool: &PgPool, t: pb::ClarificationTree) -> Result<pb::ClarificationTree, ApiError> {
     let mut tx = pool.begin().await?;
-    // One editor at a time changes triggers, so two trees never claim the same word.
-    sqlx::query("LOCK TABLE clarification_trees IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
-    let items = published(&mut tx).await?;
-    let others = taken_triggers(&mut tx, None).await?;
-    let (triggers, root) =
-        tree_from_proto(&t, &|k| resolve(&items, k), &|g| t.enabled && others.trigger_taken(g, None))?;
+    let (triggers, root) = checked(&mut tx, &t, None).await?;
     let row: TreeRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO clarification_trees (id, triggers, root, enabled) VALUES ($1, $2, $3, $4) RETURNING {TREE_COLUMNS}"
     )))
@@ -466,7 +480,7 @@ pub async fn update_tree(
 ) -> Result<pb::ClarificationTree, ApiError> {
     let id = tree_id(&t.id).map_err(|_| ApiError::invalid("tree.id", "must be a UUID", "追问标识无效。"))?;
     let mut tx = pool.begin().await?;
-    sqlx::query("LOCK TABLE clarification_trees IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+    lock_trees(&mut tx).await?;
     let version: i32 = sqlx::query_scalar("SELECT version FROM clarification_trees WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -478,10 +492,7 @@ pub async fn update_tree(
             "该追问已被他人修改，请刷新后再编辑。",
         ));
     }
-    let items = published(&mut tx).await?;
-    let others = taken_triggers(&mut tx, Some(id)).await?;
-    let (triggers, root) =
-        tree_from_proto(&t, &|k| resolve(&items, k), &|g| t.enabled && others.trigger_taken(g, Some(id)))?;
+    let (triggers, root) = checked(&mut tx, &t, Some(id)).await?;
     let row: TreeRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE clarification_trees SET triggers = $2, root = $3, enabled = $4, version = version + 1, updated_at = now()
          WHERE id = $1 RETURNING {TREE_COLUMNS}"
